@@ -1,0 +1,98 @@
+// Public launchers of the ganrt core. Kernels see raw pointers, sizes and a stream only (no torch, no pybind11),
+// so the same functions serve the PyTorch ops, the runtime's pre/post-processing and a TensorRT plugin.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace ganrt {
+
+enum class DType : int { Float32 = 0, Float64 = 1, Float16 = 2, BFloat16 = 3, UInt8 = 4 };
+enum class Activation : int { None = 0, ReLU = 1, LeakyReLU = 2 };
+
+// Errors from launchers (bad configuration, CUDA runtime errors) are reported as exceptions of this type;
+// bindings turn them into Python RuntimeError. Launchers never exit() or print.
+struct Error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// y = act(weight[c] * (x - mean) * rstd + bias[c] + residual), one (n, c) plane at a time.
+// x, residual, y: contiguous (N, C, H, W) of `dtype`; weight, bias: (C,) of `dtype` or null;
+// residual may be null. mean, rstd: (N*C,) accumulator type (double for Float64, float otherwise), written.
+struct InstanceNormActParams {
+  const void* x = nullptr;
+  const void* weight = nullptr;
+  const void* bias = nullptr;
+  const void* residual = nullptr;
+  void* y = nullptr;
+  void* mean = nullptr;
+  void* rstd = nullptr;
+  int64_t n = 0, c = 0, plane_size = 0;
+  float eps = 1e-5f;
+  float negative_slope = 0.2f;
+  Activation act = Activation::LeakyReLU;
+  int num_threads = 1;  // CPU only
+};
+
+// Backward from the saved output y (the activation mask is y > 0, valid because negative_slope >= 0):
+//   g = grad_y * act'(y);  grad_residual = g (if requested);
+//   sum_dy[p] = sum(g), sum_dy_xhat[p] = sum(g * xhat) per plane (accumulator type, (N*C,));
+//   grad_x = weight[c] * rstd * (g - sum_dy/M - xhat * sum_dy_xhat/M).
+// grad_weight[c] / grad_bias[c] are the sums of sum_dy_xhat / sum_dy over n (done by the caller).
+struct InstanceNormActBackwardParams {
+  const void* grad_y = nullptr;
+  const void* x = nullptr;
+  const void* y = nullptr;
+  const void* weight = nullptr;
+  const void* mean = nullptr;
+  const void* rstd = nullptr;
+  void* grad_x = nullptr;         // may be null when x needs no grad
+  void* grad_residual = nullptr;  // may be null
+  void* sum_dy = nullptr;
+  void* sum_dy_xhat = nullptr;
+  int64_t n = 0, c = 0, plane_size = 0;
+  float negative_slope = 0.2f;
+  Activation act = Activation::LeakyReLU;
+  int num_threads = 1;
+};
+
+void instance_norm_act_forward_cpu(const InstanceNormActParams& p, DType dtype);
+void instance_norm_act_backward_cpu(const InstanceNormActBackwardParams& p, DType dtype);
+
+// Philox4x32-10 normals. Element i of a call uses the global index g = offset + i:
+// counter = (g / 4) as a 128-bit number (low 64 bits), key = seed (low word, high word),
+// lane = g % 4; lanes (0,1) and (2,3) are Box-Muller pairs of the four 32-bit outputs.
+// So standard_normal(n, seed, offset=k) equals elements k.. of standard_normal(n + k, seed, 0).
+void standard_normal_cpu(void* out, DType dtype, int64_t numel, uint64_t seed, uint64_t offset, int num_threads);
+// z = mu + exp(0.5 * logvar) * eps; eps_out may be null.
+void reparameterize_forward_cpu(const void* mu, const void* logvar, void* z, void* eps_out, DType dtype,
+                                int64_t numel, uint64_t seed, uint64_t offset, int num_threads);
+// grad_logvar = grad_z * 0.5 * exp(0.5 * logvar) * eps, with eps recomputed from (seed, offset).
+void reparameterize_backward_cpu(const void* grad_z, const void* logvar, void* grad_logvar, DType dtype,
+                                 int64_t numel, uint64_t seed, uint64_t offset, int num_threads);
+
+// uint8 (N, H, W, C) -> (N, C, H, W) in [-1, 1]: x / 127.5 - 1.
+void images_to_tensor_cpu(const uint8_t* src, void* dst, DType dtype, int64_t n, int64_t h, int64_t w, int64_t c,
+                          int num_threads);
+// (N, C, H, W) in [-1, 1] -> uint8 (N, H, W, C): round-to-nearest of (x + 1) * 127.5, clamped to [0, 255].
+void tensor_to_images_cpu(const void* src, DType dtype, uint8_t* dst, int64_t n, int64_t c, int64_t h, int64_t w,
+                          int num_threads);
+
+#ifdef GANRT_WITH_CUDA
+// CUDA launchers: same contracts, run asynchronously on `stream` (a cudaStream_t passed as void*).
+void instance_norm_act_forward_cuda(const InstanceNormActParams& p, DType dtype, void* stream);
+void instance_norm_act_backward_cuda(const InstanceNormActBackwardParams& p, DType dtype, void* stream);
+void standard_normal_cuda(void* out, DType dtype, int64_t numel, uint64_t seed, uint64_t offset, void* stream);
+void reparameterize_forward_cuda(const void* mu, const void* logvar, void* z, void* eps_out, DType dtype,
+                                 int64_t numel, uint64_t seed, uint64_t offset, void* stream);
+void reparameterize_backward_cuda(const void* grad_z, const void* logvar, void* grad_logvar, DType dtype,
+                                  int64_t numel, uint64_t seed, uint64_t offset, void* stream);
+void images_to_tensor_cuda(const uint8_t* src, void* dst, DType dtype, int64_t n, int64_t h, int64_t w, int64_t c,
+                           void* stream);
+void tensor_to_images_cuda(const void* src, DType dtype, uint8_t* dst, int64_t n, int64_t c, int64_t h, int64_t w,
+                           void* stream);
+int cuda_device_count();  // 0 when no driver or device
+#endif
+
+}  // namespace ganrt

@@ -1,0 +1,5 @@
+import sys
+
+from ganrt.cli import main
+
+sys.exit(main())

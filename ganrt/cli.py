@@ -1,0 +1,63 @@
+"""The ``ganrt`` command line: parses arguments and hands them to the stage packages.
+
+Each subcommand lives in ``ganrt/<stage>/cli.py`` as a module with ``HELP`` (one line), ``add_arguments(parser)``
+and ``run(args) -> int``. Those modules import nothing heavy at module level so ``ganrt --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ganrt import __version__
+
+# subcommand -> module providing HELP, add_arguments(parser), run(args)
+COMMANDS: dict[str, str] = {
+    "train": "ganrt.train.cli",
+    "import-upstream": "ganrt.train.import_cli",
+    "export": "ganrt.export.cli",
+    "lint": "ganrt.export.lint_cli",
+    "translate": "ganrt.runtime.cli_translate",
+    "sample": "ganrt.runtime.cli_sample",
+    "info": "ganrt.runtime.cli_info",
+    "serve": "ganrt.serve.cli",
+    "bench": "ganrt.bench.cli",
+}
+
+
+class CLIError(Exception):
+    """An error to show the user as one line, with a non-zero exit status."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ganrt", description="Train, export and serve image GANs and VAEs.")
+    parser.add_argument("--version", action="version", version=f"ganrt {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(cmd)
+        cmd.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except CLIError as exc:
+        print(f"ganrt {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ganrt {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

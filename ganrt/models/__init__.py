@@ -1,0 +1,1 @@
+"""ganrt.models."""
