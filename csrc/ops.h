@@ -29,8 +29,10 @@ struct InstanceNormActParams {
   void* mean = nullptr;
   void* rstd = nullptr;
   int64_t n = 0, c = 0, plane_size = 0;
-  float eps = 1e-5f;
-  float negative_slope = 0.2f;
+  // double so float64 runs use the caller's exact values (a float 0.2 would be off by 1.5e-8 relative);
+  // float kernels round them once.
+  double eps = 1e-5;
+  double negative_slope = 0.2;
   Activation act = Activation::LeakyReLU;
   int num_threads = 1;  // CPU only
 };
@@ -52,7 +54,7 @@ struct InstanceNormActBackwardParams {
   void* sum_dy = nullptr;
   void* sum_dy_xhat = nullptr;
   int64_t n = 0, c = 0, plane_size = 0;
-  float negative_slope = 0.2f;
+  double negative_slope = 0.2;
   Activation act = Activation::LeakyReLU;
   int num_threads = 1;
 };
@@ -60,10 +62,11 @@ struct InstanceNormActBackwardParams {
 void instance_norm_act_forward_cpu(const InstanceNormActParams& p, DType dtype);
 void instance_norm_act_backward_cpu(const InstanceNormActBackwardParams& p, DType dtype);
 
-// Philox4x32-10 normals. Element i of a call uses the global index g = offset + i:
+// Philox4x32-10 normals. Element i of a call uses the global index g = offset + i (offset + numel <= 2^64 - 1):
 // counter = (g / 4) as a 128-bit number (low 64 bits), key = seed (low word, high word),
-// lane = g % 4; lanes (0,1) and (2,3) are Box-Muller pairs of the four 32-bit outputs.
-// So standard_normal(n, seed, offset=k) equals elements k.. of standard_normal(n + k, seed, 0).
+// lane = g % 4; lanes (0,1) and (2,3) are Box-Muller pairs (a, b) of the four 32-bit outputs, in double:
+// u = (a + 0.5) / 2^32, t = b / 2^32, r = sqrt(-2 ln u), lane 0/2 = r cos(2 pi t), lane 1/3 = r sin(2 pi t)
+// (common/philox.h). So standard_normal(n, seed, offset=k) equals elements k.. of standard_normal(n + k, seed, 0).
 void standard_normal_cpu(void* out, DType dtype, int64_t numel, uint64_t seed, uint64_t offset, int num_threads);
 // z = mu + exp(0.5 * logvar) * eps; eps_out may be null.
 void reparameterize_forward_cpu(const void* mu, const void* logvar, void* z, void* eps_out, DType dtype,

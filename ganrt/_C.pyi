@@ -7,8 +7,21 @@ validated here once (null pointers, sizes, codes); tensor-level checks live in `
 while kernels run.
 
 dtype codes: 0 float32, 1 float64, 2 float16, 3 bfloat16, 4 uint8. CPU kernels take float32 and float64
-(images: float32 only); CUDA kernels take float32, float16 and bfloat16.
+(images included); CUDA kernels take float32, float16 and bfloat16.
 activation codes: 0 none, 1 relu, 2 leaky_relu.
+
+Invalid arguments raise ValueError (TypeError for a seed/offset that is not an int); ``device="cuda"`` in a
+build without CUDA kernels and failures inside a launcher (CUDA errors) raise RuntimeError. Sizes must be > 0:
+skip empty tensors before calling.
+
+Philox normals (``standard_normal``, ``reparameterize_*``): element i of a call is stream position
+g = offset + i; counter = g // 4 (low 64 bits of the 128-bit counter, words 2 and 3 zero), key = (seed & 0xFFFFFFFF,
+seed >> 32), lane = g % 4. With (x0, x1, x2, x3) = philox4x32_10(counter, key), lanes 0 and 1 come from
+(a, b) = (x0, x1), lanes 2 and 3 from (x2, x3), by Box-Muller evaluated in double precision:
+u = (a + 0.5) / 2**32 in (0, 1), t = b / 2**32 in [0, 1), r = sqrt(-2 ln u),
+lane 0 or 2 = r cos(2 pi t), lane 1 or 3 = r sin(2 pi t); the double is then rounded to the output dtype.
+CPU and CUDA compute the same values (the double arithmetic differs at most by fused multiply-adds, which
+after rounding to float changes an element with probability ~1e-9).
 """
 
 cuda_compiled: bool
@@ -45,3 +58,8 @@ def images_to_tensor(
 def tensor_to_images(
     device: str, dtype: int, src: int, dst: int, n: int, c: int, h: int, w: int, stream: int = 0, num_threads: int = 1
 ) -> None: ...
+def philox4x32_10(counter: tuple[int, int, int, int], key: tuple[int, int]) -> tuple[int, int, int, int]:
+    """One Philox4x32-10 block (Random123's philox4x32_10): uint32 words, word 0 least significant.
+
+    The exact function the kernels use; exposed for the published known-answer tests.
+    """
