@@ -24,13 +24,19 @@ def _cuda_reason() -> str | None:
 
 @functools.cache
 def _tensorrt_reason() -> str | None:
-    reason = _cuda_reason()
-    if reason:
-        return reason
+    # Building and running engines needs a GPU and TensorRT, not ganrt's own CUDA kernels.
+    from ganrt import _C
+
+    if _C.cuda_compiled and _C.cuda_device_count() == 0:
+        return "no CUDA device visible to the CUDA runtime"
     try:
         import tensorrt  # noqa: F401
     except ImportError:
         return "TensorRT is not installed (pip install tensorrt on a machine with a CUDA GPU)"
+    import torch
+
+    if not torch.cuda.is_available():
+        return "no CUDA device visible to torch (TensorRT tests move data with torch.cuda)"
     return None
 
 
