@@ -1,0 +1,57 @@
+"""The networks on a CUDA device: fused kernels vs stock layers, and vs the CPU (skipped without CUDA)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ganrt.models import build_net
+
+SPECS = {
+    "unet_64": ({"arch": "unet_64", "ngf": 8, "norm": "batch"}, (2, 3, 128, 128)),
+    "resnet_6blocks": ({"arch": "resnet_6blocks", "ngf": 8, "norm": "instance"}, (2, 3, 64, 64)),
+    "patchgan": ({"arch": "patchgan", "in_channels": 6, "ndf": 8}, (2, 6, 64, 64)),
+}
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("name", list(SPECS))
+def test_fused_cuda_matches_stock_and_cpu(tol, name):
+    spec, shape = SPECS[name]
+    torch.manual_seed(0)
+    fused = build_net(spec, fused=True).cuda()
+    stock = build_net(spec, fused=False).cuda()
+    stock.load_state_dict(fused.state_dict())
+    cpu = build_net(spec, fused=True)
+    cpu.load_state_dict(fused.state_dict())
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    outs, grads = [], []
+    for net, device in ((fused, "cuda"), (stock, "cuda"), (cpu, "cpu")):
+        xi = x.to(device).requires_grad_(True)
+        y = net(xi)
+        y.square().sum().backward()
+        outs.append(y.detach().cpu())
+        grads.append(xi.grad.cpu())
+    for other in (1, 2):
+        torch.testing.assert_close(outs[0], outs[other], atol=tol.FUSED_OUTPUT_ATOL, rtol=0)
+        scale = grads[other].abs().max()
+        assert (grads[0] - grads[other]).abs().max() / scale <= tol.FUSED_GRAD_RTOL
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
+def test_half_precision_error_is_no_worse_than_stock(tol, dtype):
+    """Low-precision fused network vs float32: at most twice the error of the stock network in that dtype."""
+    spec, shape = SPECS["resnet_6blocks"]
+    torch.manual_seed(0)
+    ref = build_net(spec, fused=False).cuda()
+    fused = build_net(spec, fused=True).cuda().to(dtype)
+    stock = build_net(spec, fused=False).cuda().to(dtype)
+    fused.load_state_dict(ref.state_dict())
+    stock.load_state_dict(ref.state_dict())
+    x = (torch.rand(shape, generator=torch.Generator().manual_seed(1)) * 2 - 1).cuda()
+    with torch.no_grad():
+        expected = ref(x)
+        err_fused = (fused(x.to(dtype)).float() - expected).abs().max().item()
+        err_stock = (stock(x.to(dtype)).float() - expected).abs().max().item()
+    assert err_fused <= tol.HALF_ERROR_FACTOR * err_stock + tol.HALF_ERROR_FLOOR
