@@ -89,3 +89,23 @@ class ArtifactMetadata:
     @classmethod
     def from_json(cls, text: str) -> ArtifactMetadata:
         return cls.from_props(json.loads(text))
+
+
+# Graph tensor names per task (contract 6). ONNX forbids a graph output that shares its name with a graph
+# input, so a translator reads ``image`` and writes ``output``; everything that produces pixels from a latent
+# writes ``image``. Class-conditional samplers (``num_classes > 0``) take ``label`` (int64, one per sample).
+IO_NAMES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "translate": (("image",), ("output",)),
+    "sample": (("z",), ("image",)),
+    "encode": (("image", "eps"), ("mu", "logvar", "z")),
+}
+
+
+def io_names(task: str, num_classes: int = 0) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(input names, output names) of an exported graph for ``task``, in graph order."""
+    if task not in IO_NAMES:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    inputs, outputs = IO_NAMES[task]
+    if task == "sample" and num_classes > 0:
+        inputs = (*inputs, "label")
+    return inputs, outputs

@@ -1,0 +1,285 @@
+"""Triton Inference Server model repositories: ``REPO/<name>/config.pbtxt`` + ``REPO/<name>/1/model.*``.
+
+The config is built as a ``ModelConfig`` message of Triton's own schema
+(``tritonclient.grpc.model_config_pb2``) and written in protobuf text format, so it is schema-valid by
+construction. :func:`check_config` adds the checks the schema cannot make: the folder layout and names,
+the platform matching the model file, dims and datatypes matching the model's inputs/outputs, and a
+consistent batching setup (preferred <= max batch, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from ganrt.export.metadata import ArtifactMetadata
+from ganrt.export.result import ExportError
+
+if TYPE_CHECKING:
+    import onnx
+    from tritonclient.grpc.model_config_pb2 import ModelConfig
+
+    from ganrt.export.trace import GraphPlan, TensorPlan
+
+PLATFORMS: dict[str, str] = {"onnx": "onnxruntime_onnx", "plan": "tensorrt_plan"}
+FILENAMES: dict[str, str] = {"onnx": "model.onnx", "plan": "model.plan"}
+VERSION = "1"
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+# numpy dtype name -> Triton datatype.
+_TRITON_DTYPES: dict[str, str] = {
+    "float32": "TYPE_FP32",
+    "float16": "TYPE_FP16",
+    "float64": "TYPE_FP64",
+    "bfloat16": "TYPE_BF16",
+    "int64": "TYPE_INT64",
+    "int32": "TYPE_INT32",
+    "int8": "TYPE_INT8",
+    "uint8": "TYPE_UINT8",
+    "bool": "TYPE_BOOL",
+}
+
+
+class TritonConfigError(ExportError):
+    """A Triton model config fails the semantic checks; ``problems`` lists each one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid Triton model config: " + "; ".join(problems))
+        self.problems = problems
+
+
+@dataclasses.dataclass(frozen=True)
+class TritonOptions:
+    """How Triton serves the model. ``kind`` is ``gpu`` or ``cpu``; ``model`` is ``onnx`` or ``plan``."""
+
+    name: str
+    max_batch: int = 8
+    preferred_batch: tuple[int, ...] = (4, 8)
+    max_queue_delay_us: int = 100
+    instances: int = 1
+    kind: str = "gpu"
+    model: str = "onnx"
+
+
+# name -> (Triton datatype, dims including the batch axis; -1 for a dynamic axis)
+Signature = dict[str, tuple[str, tuple[int, ...]]]
+
+
+def _load_model_config_pb2() -> ModuleType:
+    try:
+        from tritonclient.grpc import model_config_pb2
+    except ImportError:
+        raise ExportError(
+            "Triton repositories need tritonclient's schema: "
+            "pip install 'tritonclient[grpc]' 'protobuf>=6.33.5'"
+        ) from None
+    return model_config_pb2
+
+
+def onnx_signature(model_path: str | Path) -> tuple[Signature, Signature]:
+    """(inputs, outputs) of the ONNX model at ``model_path`` as Triton datatypes and dims."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(model_path), load_external_data=False)
+
+    def sig(values: Iterable[onnx.ValueInfoProto]) -> Signature:
+        out: Signature = {}
+        for vi in values:
+            tt = vi.type.tensor_type
+            dtype = helper.tensor_dtype_to_np_dtype(tt.elem_type).name
+            dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in tt.shape.dim)
+            out[vi.name] = (_TRITON_DTYPES.get(dtype, f"unsupported {dtype}"), dims)
+        return out
+
+    return sig(model.graph.input), sig(model.graph.output)
+
+
+def plan_signature(plan: GraphPlan) -> tuple[Signature, Signature]:
+    """(inputs, outputs) of the graph described by ``plan`` (what a TensorRT engine built from it exposes)."""
+
+    def sig(tensors: Iterable[TensorPlan]) -> Signature:
+        return {
+            t.name: (_TRITON_DTYPES[t.dtype], tuple(d if isinstance(d, int) else -1 for d in t.shape))
+            for t in tensors
+        }
+
+    return sig(plan.inputs), sig(plan.outputs)
+
+
+def build_config(plan: GraphPlan, metadata: ArtifactMetadata, options: TritonOptions) -> ModelConfig:
+    """The ``ModelConfig`` serving ``plan``'s graph: batched along axis 0 (dims exclude it), per-sample
+    scalars (``label``) sent as ``[1]`` and reshaped to ``[]``, dynamic batching, one instance group, and
+    ganrt's metadata as string parameters."""
+    pb = _load_model_config_pb2()
+    if options.model not in PLATFORMS:
+        raise ExportError(f"Triton model must be one of {tuple(PLATFORMS)}, got {options.model!r}")
+    if options.kind not in ("gpu", "cpu"):
+        raise ExportError(f"Triton instance kind must be 'gpu' or 'cpu', got {options.kind!r}")
+    config = pb.ModelConfig(
+        name=options.name,
+        platform=PLATFORMS[options.model],
+        max_batch_size=options.max_batch,
+        default_model_filename=FILENAMES[options.model],
+    )
+    for tensors, field in ((plan.inputs, config.input), (plan.outputs, config.output)):
+        for t in tensors:
+            entry = field.add()
+            entry.name = t.name
+            entry.data_type = pb.DataType.Value(_TRITON_DTYPES[t.dtype])
+            dims = [d if isinstance(d, int) else -1 for d in t.shape[1:]]
+            if dims:
+                entry.dims.extend(dims)
+            else:
+                entry.dims.append(1)
+                entry.reshape.SetInParent()
+    config.dynamic_batching.preferred_batch_size.extend(options.preferred_batch)
+    config.dynamic_batching.max_queue_delay_microseconds = options.max_queue_delay_us
+    group = config.instance_group.add()
+    group.count = options.instances
+    group.kind = pb.ModelInstanceGroup.Kind.Value(f"KIND_{options.kind.upper()}")
+    for key, value in metadata.to_props().items():
+        config.parameters[key].string_value = value
+    return config
+
+
+def config_text(config: ModelConfig) -> str:
+    """``config.pbtxt`` contents (protobuf text format)."""
+    from google.protobuf import text_format
+
+    return text_format.MessageToString(config)
+
+
+def parse_config(text: str) -> ModelConfig:
+    """Parse ``config.pbtxt`` against Triton's schema; :class:`TritonConfigError` on schema errors."""
+    from google.protobuf import text_format
+
+    pb = _load_model_config_pb2()
+    try:
+        return text_format.Parse(text, pb.ModelConfig())
+    except text_format.ParseError as exc:
+        raise TritonConfigError([f"not a valid ModelConfig: {exc}"]) from None
+
+
+def check_config(
+    config: ModelConfig,
+    model_dir: Path,
+    inputs: Signature,
+    outputs: Signature,
+    *,
+    profile_max_batch: int | None = None,
+) -> list[str]:
+    """Semantic problems of ``config`` for the model folder ``model_dir`` whose model has the given I/O
+    signatures (dims including the batch axis). Empty when the config is consistent."""
+    pb = _load_model_config_pb2()
+    problems: list[str] = []
+    if not _NAME.fullmatch(config.name):
+        problems.append(f"name {config.name!r} must match {_NAME.pattern}")
+    if config.name != model_dir.name:
+        problems.append(f"name {config.name!r} must equal its folder name {model_dir.name!r}")
+    kind = next((k for k, p in PLATFORMS.items() if p == config.platform), None)
+    if kind is None:
+        problems.append(f"platform {config.platform!r} must be one of {sorted(PLATFORMS.values())}")
+    else:
+        filename = config.default_model_filename or FILENAMES[kind]
+        if not filename.endswith(Path(FILENAMES[kind]).suffix):
+            problems.append(f"default_model_filename {filename!r} does not fit platform {config.platform!r}")
+        if not (model_dir / VERSION / filename).is_file():
+            problems.append(f"model file {model_dir / VERSION / filename} is missing")
+        if kind == "plan" and any(g.kind == pb.ModelInstanceGroup.KIND_CPU for g in config.instance_group):
+            problems.append("a TensorRT plan cannot run on a KIND_CPU instance group")
+
+    max_batch = config.max_batch_size
+    if max_batch < 1:
+        problems.append(f"max_batch_size must be >= 1 (the model batches along axis 0), got {max_batch}")
+    if profile_max_batch is not None and max_batch > profile_max_batch:
+        problems.append(
+            f"max_batch_size {max_batch} exceeds the engine profile's max batch {profile_max_batch}"
+        )
+    if config.HasField("dynamic_batching"):
+        preferred = list(config.dynamic_batching.preferred_batch_size)
+        too_big = [p for p in preferred if p > max_batch or p < 1]
+        if too_big:
+            problems.append(f"preferred_batch_size {too_big} must lie in [1, max_batch_size={max_batch}]")
+        if preferred != sorted(set(preferred)):
+            problems.append(f"preferred_batch_size {preferred} must be strictly increasing")
+    for group in config.instance_group:
+        if group.count < 1:
+            problems.append(f"instance_group count must be >= 1, got {group.count}")
+
+    for what, entries, signature in (("input", config.input, inputs), ("output", config.output, outputs)):
+        names = [e.name for e in entries]
+        if sorted(names) != sorted(signature):
+            problems.append(f"{what} names {sorted(names)} do not match the model's {sorted(signature)}")
+        for entry in entries:
+            if entry.name not in signature:
+                continue
+            dtype, model_dims = signature[entry.name]
+            got = pb.DataType.Name(entry.data_type)
+            if got != dtype:
+                problems.append(f"{what} {entry.name!r}: data_type {got} but the model's is {dtype}")
+            if not model_dims or model_dims[0] != -1:
+                problems.append(
+                    f"{what} {entry.name!r}: the model's batch axis is not dynamic ({model_dims})"
+                )
+                continue
+            # The model sees `reshape.shape` when given, otherwise `dims`.
+            seen = tuple(entry.reshape.shape) if entry.HasField("reshape") else tuple(entry.dims)
+            if seen != model_dims[1:]:
+                problems.append(
+                    f"{what} {entry.name!r}: dims {list(entry.dims)}"
+                    + (f" (reshape {list(entry.reshape.shape)})" if entry.HasField("reshape") else "")
+                    + f" do not match the model's per-sample shape {list(model_dims[1:])} (-1 = dynamic)"
+                )
+    return problems
+
+
+def write_repository(
+    repo: Path,
+    config: ModelConfig,
+    model_file: Path,
+    *,
+    inputs: Signature,
+    outputs: Signature,
+    profile_max_batch: int | None = None,
+) -> list[Path]:
+    """Write ``repo/<name>/config.pbtxt`` and ``repo/<name>/1/<model file>``; the folder is assembled beside
+    its final place, checked (schema round trip + :func:`check_config`) and only then swapped in, so a failure
+    leaves any previous model folder untouched. Raises :class:`TritonConfigError` listing the problems."""
+    repo.mkdir(parents=True, exist_ok=True)
+    if not _NAME.fullmatch(config.name):
+        raise TritonConfigError([f"name {config.name!r} must match {_NAME.pattern}"])
+    staging = Path(tempfile.mkdtemp(prefix=f".{config.name}.", dir=repo))
+    try:
+        model_dir = staging / config.name
+        (model_dir / VERSION).mkdir(parents=True)
+        text = config_text(config)
+        (model_dir / "config.pbtxt").write_text(text, encoding="utf-8")
+        shutil.copyfile(model_file, model_dir / VERSION / (config.default_model_filename or model_file.name))
+        problems = check_config(
+            parse_config(text), model_dir, inputs, outputs, profile_max_batch=profile_max_batch
+        )
+        if problems:
+            raise TritonConfigError(problems)
+        final = repo / config.name
+        old = None
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{config.name}.old.", dir=repo))
+            os.replace(final, old / config.name)
+        os.replace(model_dir, final)
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [final / "config.pbtxt", final / VERSION / (config.default_model_filename or model_file.name)]
+
+
+def parameters(config: ModelConfig) -> Mapping[str, str]:
+    """The string parameters of ``config`` (ganrt writes its metadata there)."""
+    return {k: v.string_value for k, v in config.parameters.items()}
