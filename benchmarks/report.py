@@ -1,0 +1,301 @@
+"""Regenerate README's benchmark tables from benchmarks/results/*.json (tables are generated, never typed).
+
+For each NAME in ops, train, runtime, serve, models, the text between the marker comments
+``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` in README.md is replaced by one table per results file
+``NAME.json`` / ``NAME_<device>.json`` (``ops_cpu.json``, ``models_nvidia-h100-80gb-hbm3.json``, ...),
+CPU first. A table is rendered, in order of preference, by the ``markdown(data)`` function of the script that
+wrote the file (``benchmarks/NAME.py``: each benchmark may own its table's layout), by this file's renderer
+for that benchmark's JSON layout (runtime, serve), or as a generic table of the file's records; a renderer
+that fails on a file (an older layout) falls through to the next. Missing results leave a line saying which
+command produces them; missing markers are reported and skipped.
+
+Usage: python benchmarks/report.py [--readme README.md] [--results benchmarks/results] [--check]
+``--check`` changes nothing and exits 1 when README is out of date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SECTIONS = ("ops", "train", "runtime", "serve", "models")
+# Columns a generic table shows at most; more would not fit a README.
+MAX_COLUMNS = 12
+
+
+def results_files(results: Path, name: str) -> list[Path]:
+    """``NAME.json`` and ``NAME_<device>.json`` under ``results``: CPU results first, then by name."""
+    files = [p for p in results.glob(f"{name}*.json") if p.stem == name or p.stem.startswith(f"{name}_")]
+    return sorted(files, key=lambda p: (not p.stem.endswith("_cpu") and p.stem != name, p.name))
+
+
+def _load_renderer(name: str, scripts: Path) -> tuple[Callable[[dict[str, Any]], str] | None, str | None]:
+    """``markdown`` of ``benchmarks/NAME.py`` (imported, not run), or (None, why not)."""
+    script = scripts / f"{name}.py"
+    if not script.is_file():
+        return None, f"{script.name} not found"
+    spec = importlib.util.spec_from_file_location(f"_ganrt_benchmark_{name}", script)
+    assert spec is not None and spec.loader is not None
+    module: ModuleType = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # a script that cannot import here still gets a generic table
+        return None, f"importing {script.name} failed: {type(exc).__name__}: {exc}"
+    render = getattr(module, "markdown", None)
+    if not callable(render):
+        return None, f"{script.name} has no markdown(data)"
+    return render, None
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "–"
+        if abs(value) >= 100:
+            return f"{value:.0f}"
+        return f"{value:.3g}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _flatten(record: dict[str, Any], prefix: str = "", depth: int = 0) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and depth < 1:
+            flat.update(_flatten(value, f"{name}.", depth + 1))
+        elif not isinstance(value, (dict, list)):
+            flat[name] = value
+    return flat
+
+
+def _records(data: Any) -> list[dict[str, Any]]:
+    """The main records of a results file: ``results``/``rows``/``cases``, else its first list of dicts."""
+    if isinstance(data, list):
+        return [r for r in data if isinstance(r, dict)]
+    if not isinstance(data, dict):
+        return []
+    for key in ("results", "rows", "cases"):
+        value = data.get(key)
+        if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
+            return value
+    for value in data.values():
+        if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
+            return value
+    return []
+
+
+def generic_markdown(data: Any) -> str:
+    """A table of the file's records (scalar fields, nested objects flattened one level)."""
+    rows = [_flatten(r) for r in _records(data)]
+    if not rows:
+        scalars = _flatten(data) if isinstance(data, dict) else {}
+        if not scalars:
+            return "_No tabular records in this file._"
+        rows = [scalars]
+    columns: list[str] = []
+    for row in rows:
+        for key in row:
+            if key not in columns:
+                columns.append(key)
+    columns = columns[:MAX_COLUMNS]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row.get(c)) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def _median(stats: dict[str, Any], key: str) -> str:
+    value = stats.get(key, {}).get("median_ms")
+    return _cell(float(value)) if value is not None else "–"
+
+
+def _machine_line(machine: dict[str, Any]) -> str:
+    cpu = machine.get("cpu") or machine.get("processor") or machine.get("platform") or "?"
+    cores = machine.get("cores_logical") or machine.get("cpus")
+    return f"{cpu}{f', {cores} cores' if cores else ''}"
+
+
+def runtime_markdown(data: dict[str, Any]) -> str:
+    """benchmarks/runtime.py: ganrt.load(...).translate vs bare ONNX Runtime vs PyTorch eager, per model."""
+    targets = data.get("targets", {})
+    overhead_max = targets.get("overhead_vs_bare_ort_max")
+    speedup_min = targets.get("speedup_vs_torch_eager_min")
+    intro = (
+        f"Runtime on {_machine_line(data.get('machine', {}))}: median ms per call over interleaved rounds, "
+        f"batch 1. ganrt = `ganrt.load(onnx).translate(uint8 image)` (pre/post included); bare ORT = "
+        f"`InferenceSession.run` on a normalized tensor; torch eager = stock PyTorch modules. "
+        f"Reproduce: `python benchmarks/runtime.py`."
+    )
+    overhead = f" (≤ {overhead_max})" if overhead_max else ""
+    speedup = f" (≥ {speedup_min})" if speedup_min else ""
+    header = (
+        f"| model | size | backend | ganrt ms | bare ORT ms | torch eager ms | ganrt torch ms "
+        f"| ganrt / bare ORT{overhead} | eager / ganrt{speedup} |"
+    )
+    lines = [intro, "", header, "|---|---|---|---|---|---|---|---|---|"]
+    for r in data["results"]:
+        lat = r["latency"]
+        lines.append(
+            f"| {r['arch']} | {r.get('size', '?')}² | {r.get('backend', '?')} | {_median(lat, 'ganrt')} | "
+            f"{_median(lat, 'ort_bare')} | {_median(lat, 'torch_eager')} | {_median(lat, 'ganrt_torch')} | "
+            f"{r['overhead_vs_bare_ort']:.3f}{' ✓' if r.get('meets_overhead_target') else ''} | "
+            f"{r['speedup_vs_torch_eager']:.2f}×{' ✓' if r.get('meets_speedup_target') else ''} |"
+        )
+    return "\n".join(lines)
+
+
+def serve_markdown(data: dict[str, Any]) -> str:
+    """benchmarks/serve.py: ganrt serve throughput and latency vs concurrency, batching on and off."""
+    config = data.get("config", {})
+    intro = (
+        f"`ganrt serve` on {_machine_line(data.get('machine', {}))}: closed-loop clients, "
+        f"{config.get('request', 'KServe v2 infer')}, {config.get('duration_s', '?')} s per point. "
+        f"Reproduce: `python benchmarks/serve.py`."
+    )
+    lines = [
+        intro,
+        "",
+        "| model | batching | concurrency | req/s | p50 ms | p90 ms | p99 ms | mean executed batch | errors |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, record in data["models"].items():
+        for r in record["runs"]:
+            lines.append(
+                f"| {name} | {'on' if r['batching'] else 'off'} | {r['concurrency']} | "
+                f"{_cell(r['throughput_rps'])} | "
+                f"{_cell(r['p50_ms'])} | {_cell(r['p90_ms'])} | {_cell(r['p99_ms'])} | "
+                f"{_cell(r.get('mean_executed_batch'))} | {r.get('errors', 0)} |"
+            )
+    targets = data.get("targets") or {}
+    if targets:
+        lines += ["", "| target | measured | required | met |", "|---|---|---|---|"]
+        for key, t in targets.items():
+            if "ratio" in t:
+                measured, required = f"{t['ratio']:.2f}×", f"≥ {t['target']}×"
+            else:
+                measured, required = f"{t.get('overhead_p50_ms', float('nan')):.2f} ms", f"≤ {t['target']} ms"
+            lines.append(f"| {key} | {measured} | {required} | {'yes' if t.get('met') else 'no'} |")
+    return "\n".join(lines)
+
+
+# Renderers for benchmarks whose scripts do not define markdown(data).
+BUILTIN: dict[str, Callable[[dict[str, Any]], str]] = {"runtime": runtime_markdown, "serve": serve_markdown}
+
+
+def render_section(name: str, results: Path, scripts: Path) -> str:
+    """Markdown for one README section (without the markers)."""
+    files = results_files(results, name)
+    if not files:
+        return (
+            f"_No results yet: run `python benchmarks/{name}.py` "
+            f"(writes `benchmarks/results/{name}_*.json`)._"
+        )
+    render, why = _load_renderer(name, scripts)
+    parts = []
+    for path in files:
+        rel = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            parts.append(f"`{rel}`: unreadable ({exc}).")
+            continue
+        device = path.stem[len(name) + 1 :] if path.stem != name else "default"
+        header = f"**{name} · {device}** — generated from `{rel}`"
+        body = None
+        failures = [why] if why else []
+        for label, renderer in (
+            (f"{name}.py markdown()", render),
+            ("report.py's renderer", BUILTIN.get(name)),
+        ):
+            if renderer is None or body is not None:
+                continue
+            try:
+                body = renderer(data)
+            except Exception as exc:  # the file predates the renderer's layout: try the next one
+                failures.append(f"{type(exc).__name__} in {label}: {exc}")
+        if body is None:
+            body = generic_markdown(data)
+            if isinstance(data, dict) and data.get("command"):
+                body = f"Reproduce: `{data['command']}`.\n\n{body}"
+            if failures:
+                header += f" (generic table: {'; '.join(failures)})"
+        parts.append(f"{header}\n\n{body.strip()}")
+    return "\n\n".join(parts)
+
+
+def update_readme(text: str, sections: dict[str, str]) -> tuple[str, list[str]]:
+    """Replace each marked region with its section; returns the new text and the names whose markers are
+    missing."""
+    missing = []
+    for name, body in sections.items():
+        pattern = re.compile(
+            rf"(<!-- bench:{re.escape(name)} -->)(.*?)(<!-- /bench:{re.escape(name)} -->)", re.DOTALL
+        )
+        if not pattern.search(text):
+            missing.append(name)
+            continue
+        text = pattern.sub(lambda m, body=body: f"{m.group(1)}\n{body}\n{m.group(3)}", text, count=1)
+    return text, missing
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--results", type=Path, default=HERE / "results")
+    parser.add_argument("--scripts", type=Path, default=HERE, help="where benchmarks/NAME.py live")
+    parser.add_argument("--check", action="store_true", help="exit 1 if README is out of date; write nothing")
+    args = parser.parse_args(argv)
+
+    sections = {name: render_section(name, args.results, args.scripts) for name in SECTIONS}
+    old = args.readme.read_text(encoding="utf-8")
+    new, missing = update_readme(old, sections)
+    for name in missing:
+        print(
+            f"report.py: README has no <!-- bench:{name} --> ... <!-- /bench:{name} --> markers; skipped",
+            file=sys.stderr,
+        )
+    if args.check:
+        if new != old:
+            print(
+                f"report.py: {args.readme} is out of date; run python benchmarks/report.py", file=sys.stderr
+            )
+            return 1
+        return 0
+    if new != old:
+        _write_atomic(args.readme, new)
+    done = [n for n in SECTIONS if n not in missing]
+    print(f"report.py: {args.readme}: {len(done)} section(s) regenerated ({', '.join(done)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""benchmarks/report.py: README tables regenerated between markers, tolerant of missing files and markers."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def report() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("benchmarks_report", ROOT / "benchmarks" / "report.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+README = """# x
+
+intro
+
+<!-- bench:ops -->
+stale ops table
+<!-- /bench:ops -->
+
+between
+
+<!-- bench:serve -->
+<!-- /bench:serve -->
+
+<!-- bench:models -->
+old
+<!-- /bench:models -->
+"""
+
+
+def _setup(tmp_path: Path) -> tuple[Path, Path, Path]:
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    results = tmp_path / "results"
+    results.mkdir()
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    # A script that renders its own table, and results for it on two devices.
+    (scripts / "serve.py").write_text(
+        "def markdown(data):\n"
+        "    return '| qps |\\n|---|\\n' + '\\n'.join(f\"| {r['qps']} |\" for r in data['results'])\n"
+    )
+    (results / "serve_cpu.json").write_text(json.dumps({"results": [{"qps": 12.5}, {"qps": 30.0}]}))
+    (results / "serve_nvidia-h100.json").write_text(json.dumps({"results": [{"qps": 900.0}]}))
+    # No script for ops: a generic table of its records, nested objects flattened.
+    (results / "ops_cpu.json").write_text(
+        json.dumps(
+            {
+                "command": "python benchmarks/ops.py",
+                "cases": [{"case": "64@256²", "forward": {"fused_ms": 1.234567}}],
+            }
+        )
+    )
+    return readme, results, scripts
+
+
+def test_sections_are_regenerated_between_markers(
+    report: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme, results, scripts = _setup(tmp_path)
+    args = ["--readme", str(readme), "--results", str(results), "--scripts", str(scripts)]
+    assert report.main(args) == 0
+    text = readme.read_text()
+    assert "stale ops table" not in text and "old\n" not in text
+    assert text.startswith("# x\n\nintro\n") and "between" in text
+    ops = text.split("<!-- bench:ops -->")[1].split("<!-- /bench:ops -->")[0]
+    assert "| case | forward.fused_ms |" in ops and "| 64@256² | 1.23 |" in ops
+    assert "Reproduce: `python benchmarks/ops.py`" in ops
+    serve = text.split("<!-- bench:serve -->")[1].split("<!-- /bench:serve -->")[0]
+    # CPU first, then the GPU file, each rendered by the script's own markdown().
+    assert serve.index("serve · cpu") < serve.index("serve · nvidia-h100")
+    assert "| 12.5 |" in serve and "| 900.0 |" in serve
+    models = text.split("<!-- bench:models -->")[1].split("<!-- /bench:models -->")[0]
+    assert "No results yet: run `python benchmarks/models.py`" in models
+    err = capsys.readouterr().err
+    # train and runtime have no markers in this README: reported, not fatal.
+    assert "bench:train" in err and "bench:runtime" in err
+    # Idempotent, and --check agrees that README is current.
+    assert report.main([*args, "--check"]) == 0
+    assert report.main(args) == 0 and readme.read_text() == text
+
+
+def test_check_reports_stale_readme_without_writing(report: ModuleType, tmp_path: Path) -> None:
+    readme, results, scripts = _setup(tmp_path)
+    assert (
+        report.main(
+            ["--readme", str(readme), "--results", str(results), "--scripts", str(scripts), "--check"]
+        )
+        == 1
+    )
+    assert readme.read_text() == README
+
+
+def test_broken_renderer_falls_back_to_generic_table(report: ModuleType, tmp_path: Path) -> None:
+    readme, results, scripts = _setup(tmp_path)
+    (scripts / "serve.py").write_text("def markdown(data):\n    return data['missing_key']\n")
+    assert report.main(["--readme", str(readme), "--results", str(results), "--scripts", str(scripts)]) == 0
+    serve = readme.read_text().split("<!-- bench:serve -->")[1]
+    assert "generic table: KeyError" in serve and "| qps |" in serve and "| 12.5 |" in serve
+
+
+def test_builtin_renderers_for_runtime_and_serve_layouts(report: ModuleType, tmp_path: Path) -> None:
+    # The layouts benchmarks/runtime.py and benchmarks/serve.py write (neither script defines markdown()).
+    stats = {
+        "median_ms": 58.2,
+        "mean_ms": 60.0,
+        "min_ms": 55.0,
+        "p90_ms": 66.0,
+        "max_ms": 70.0,
+        "samples": 20,
+    }
+    runtime = {
+        "benchmark": "runtime_cpu",
+        "targets": {"overhead_vs_bare_ort_max": 1.1, "speedup_vs_torch_eager_min": 1.8},
+        "machine": {"cpu": "Test CPU", "cores_logical": 2},
+        "results": [
+            {
+                "arch": "unet_256",
+                "size": 256,
+                "batch": 1,
+                "backend": "onnxruntime",
+                "latency": {k: stats for k in ("ganrt", "ort_bare", "torch_eager", "ganrt_torch")},
+                "overhead_vs_bare_ort": 1.03,
+                "speedup_vs_torch_eager": 1.77,
+                "meets_overhead_target": True,
+                "meets_speedup_target": False,
+            }
+        ],
+    }
+    run = {
+        "batching": True,
+        "concurrency": 16,
+        "requests": 300,
+        "errors": 0,
+        "throughput_rps": 98.5,
+        "p50_ms": 150.0,
+        "p90_ms": 170.0,
+        "p99_ms": 190.0,
+        "mean_ms": 151.0,
+        "mean_executed_batch": float("nan"),
+    }
+    serve = {
+        "benchmark": "serve",
+        "machine": {"platform": "Linux", "cpus": 2},
+        "config": {"duration_s": 3},
+        "models": {"dcgan": {"bare": {}, "runs": [run]}},
+        "targets": {"dcgan_c16_batched_vs_c1_unbatched": {"ratio": 3.4, "target": 3.0, "met": True}},
+    }
+    readme, results, scripts = _setup(tmp_path)
+    (scripts / "serve.py").unlink()
+    (results / "serve_cpu.json").write_text(json.dumps(serve))
+    (results / "serve_nvidia-h100.json").unlink()
+    (results / "runtime_cpu.json").write_text(json.dumps(runtime))
+    readme.write_text(README + "\n<!-- bench:runtime -->\n<!-- /bench:runtime -->\n")
+    assert report.main(["--readme", str(readme), "--results", str(results), "--scripts", str(scripts)]) == 0
+    text = readme.read_text()
+    assert "| unet_256 | 256² | onnxruntime | 58.2 | 58.2 | 58.2 | 58.2 | 1.030 ✓ | 1.77× |" in text
+    assert "(≤ 1.1)" in text and "Test CPU, 2 cores" in text
+    assert "| dcgan | on | 16 | 98.5 | 150 | 170 | 190 | – | 0 |" in text
+    assert "| dcgan_c16_batched_vs_c1_unbatched | 3.40× | ≥ 3.0× | yes |" in text
+    assert "generic table" not in text.split("<!-- bench:serve -->")[1].split("<!-- /bench:serve -->")[0]
+
+
+def test_models_markdown_renders_a_bench_report(report: ModuleType, tmp_path: Path) -> None:
+    from ganrt.bench import BenchSettings, benchmark
+
+    spec = importlib.util.spec_from_file_location("benchmarks_models", ROOT / "benchmarks" / "models.py")
+    assert spec is not None and spec.loader is not None
+    models = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(models)
+    bench = benchmark(
+        "cyclegan",
+        BenchSettings(
+            backends=("torch", "tensorrt"), size=16, width=2, warmup_s=0, duration_s=0.05, min_iters=2
+        ),
+    )
+    data = {
+        "benchmark": "models",
+        "command": "python benchmarks/models.py",
+        "device": "cpu",
+        "duration_s": 0.05,
+        "threads": bench["settings"]["threads"],
+        "machine": bench["machine"],
+        "reports": [bench],
+    }
+    table = models.markdown(data)
+    assert "| resnet_9blocks | fp32 | 1 | torch |" in table and "1×" in table
+    assert "Not run: tensorrt (unavailable: TensorRT runs only on CUDA devices" in table
+    assert "Reproduce: `python benchmarks/models.py`" in table
