@@ -219,7 +219,9 @@ def markdown(result: dict[str, Any]) -> str:
     has_compile = "compile_ms" in result["instance_norm_act"][0]["forward"]
     lines = [
         f"Copy bandwidth (clone of 64 MB): {result['copy_bandwidth_gbps']:.1f} GB/s; "
-        f"{result['threads']} threads; {result['clock']} clock; torch {result['torch']}",
+        f"{result['threads']} threads; {result['clock']} clock; torch {result['torch']}; "
+        f"load average {result['load_average_1m']['before']:.1f} -> {result['load_average_1m']['after']:.1f} "
+        f"on {result['cpu_count']} CPUs",
         "",
         "| instance_norm_act (N=1) | pass | fused ms | eager ms | compile ms | × eager | × compile "
         "| GB/s (% copy) |",
@@ -285,6 +287,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch._dynamo.config.cache_size_limit = 64
     use_compile = not args.no_compile
 
+    # The machine may be shared: record its load so numbers from a busy machine can be told apart.
+    load_before = os.getloadavg()
     with Progress(transient=True) as progress:
         task = progress.add_task("benchmarking ops", total=1 + len(NORM_CASES) + len(REPARAM_CASES))
         copy_gbps = copy_bandwidth(args.rounds)
@@ -310,6 +314,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "clock": args.clock,
         "rounds": args.rounds,
+        "load_average_1m": {"before": load_before[0], "after": os.getloadavg()[0]},
         "copy_bandwidth_gbps": copy_gbps,
         "instance_norm_act": norm,
         "reparameterize": rep,

@@ -1,8 +1,10 @@
-// A small persistent CPU thread pool for the CPU kernels.
+// A small CPU thread pool for the CPU kernels.
 //
-// Why not OpenMP: PyTorch wheels ship their own libgomp, and a second OpenMP runtime in the same process
-// oversubscribes cores or deadlocks after fork. The pool is created on first use, grows to the largest thread
-// count requested, and is rebuilt in a forked child (its threads do not survive fork).
+// Why not compile with OpenMP: PyTorch wheels ship their own libgomp, and a second OpenMP runtime in the same
+// process oversubscribes cores or deadlocks after fork. Instead, parallel_for runs its pieces on the OpenMP
+// runtime the process has already loaded (PyTorch's), found at run time, so ganrt's kernels and torch's ops
+// share one team of threads; without one (or in a forked child) it uses its own persistent pool, created on
+// first use, grown to the largest thread count requested and rebuilt in a forked child.
 #pragma once
 
 #include <cstdint>
@@ -17,8 +19,10 @@ namespace ganrt {
 void parallel_for(int64_t n, int64_t grain, int num_threads, const std::function<void(int64_t, int64_t)>& fn);
 
 // Grain that spreads `n` items of roughly `cost` elements each over `num_threads` threads, with at least
-// `min_work` elements per piece so small jobs stay on one thread (waking a thread costs microseconds).
-inline int64_t parallel_grain(int64_t n, int64_t cost, int num_threads, int64_t min_work = 32768) {
+// `min_work` elements per piece so small jobs stay on the caller's thread: waking a worker costs microseconds
+// of scheduler latency, and more when it has to take a core from PyTorch's spinning OpenMP threads, so a piece
+// must be worth tens of microseconds (64K elements: ~40-80 us in the norm kernels).
+inline int64_t parallel_grain(int64_t n, int64_t cost, int num_threads, int64_t min_work = 65536) {
   if (cost < 1) cost = 1;
   int64_t grain = (min_work + cost - 1) / cost;
   // About four pieces per thread keeps threads busy when the machine is shared.

@@ -51,6 +51,8 @@ def check_float(
     name: str, t: torch.Tensor, allowed: dict[str, tuple[torch.dtype, ...]] = FLOAT_DTYPES
 ) -> None:
     """Check that ``t`` is a floating tensor of a dtype the kernels of its device implement."""
+    if t.is_cpu and t.dtype in allowed["cpu"]:
+        return  # the common case, without building a torch.device (per-call cost matters for small tensors)
     kind = check_device(name, t)
     if t.dtype not in allowed[kind]:
         raise TypeError(
@@ -60,6 +62,8 @@ def check_float(
 
 def check_same(name: str, t: torch.Tensor, ref_name: str, ref: torch.Tensor) -> None:
     """Check that ``t`` has the dtype and device of ``ref``."""
+    if t.dtype is ref.dtype and t.is_cpu and ref.is_cpu:
+        return  # fast path: there is one CPU device
     if t.device != ref.device:
         raise ValueError(f"{name} must be on the device of {ref_name} ({ref.device}), got {t.device}")
     if t.dtype != ref.dtype:
@@ -150,9 +154,10 @@ def run_kernel(name: str, t: torch.Tensor, *args: Any) -> None:
     CPU: on ``torch.get_num_threads()`` threads. CUDA: queued on torch's current stream of ``t``'s device,
     with that device made current for the launch. ``torch.cuda`` is only touched for CUDA tensors.
     """
-    fn = kernel(name)
-    if t.device.type == "cpu":
-        fn("cpu", *args, num_threads=torch.get_num_threads())
+    fn = _KERNELS.get(name) or kernel(name)
+    if t.is_cpu:
+        # stream and num_threads positionally: pybind11's keyword matching costs ~2 us per call.
+        fn("cpu", *args, 0, torch.get_num_threads())
         return
     if t.device.type != "cuda":
         raise ValueError(f"ganrt kernels run on CPU or CUDA tensors, got a tensor on {t.device}")

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from ganrt.ops._common import (
+    ACTIVATION_CODES,
     DTYPE_CODES,
     check_activation,
     check_finite_positive,
@@ -48,6 +49,12 @@ def _check_args(
     negative_slope: float,
 ) -> int:
     """Validate all arguments; return the activation code."""
+    _check_tensors(x, weight, bias, residual)
+    check_finite_positive("eps", eps)
+    return check_activation(activation, negative_slope)
+
+
+def _check_tensors(x: Tensor, weight: Tensor | None, bias: Tensor | None, residual: Tensor | None) -> None:
     check_float("x", x)
     check_rank4("x", x)
     channels = x.shape[1]
@@ -68,8 +75,6 @@ def _check_args(
         raise ValueError(
             f"x must have H * W > 0 (statistics of an empty plane are undefined), got {tuple(x.shape)}"
         )
-    check_finite_positive("eps", eps)
-    return check_activation(activation, negative_slope)
 
 
 def _forward_impl(
@@ -80,8 +85,13 @@ def _forward_impl(
     eps: float,
     activation: str,
     negative_slope: float,
+    act: int | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    act = _check_args(x, weight, bias, residual, eps, activation, negative_slope)
+    """The op's implementation; ``act`` is the activation code when the caller already checked the scalars."""
+    if act is None:
+        act = _check_args(x, weight, bias, residual, eps, activation, negative_slope)
+    else:
+        _check_tensors(x, weight, bias, residual)
     n, c, h, w = x.shape
     xc = x.contiguous()
     y = torch.empty_like(xc, memory_format=torch.contiguous_format)
@@ -147,14 +157,34 @@ def _backward_impl(
     need_grad_residual: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     act = _check_backward_args(grad_y, x, y, weight, mean, rstd, activation, negative_slope)
-    n, c, h, w = x.shape
-    fmt = memory_format_of(x)
-    grad_x = torch.empty_like(x, memory_format=torch.contiguous_format) if need_grad_x else x.new_empty((0,))
-    grad_res = (
-        torch.empty_like(x, memory_format=torch.contiguous_format)
-        if need_grad_residual
-        else x.new_empty((0,))
+    grad_x, grad_res, sum_dy, sum_dy_xhat = _backward_kernel(
+        grad_y, x, y, weight, mean, rstd, act, negative_slope, need_grad_x, need_grad_residual
     )
+    empty = None if grad_x is not None and grad_res is not None else x.new_empty((0,))
+    return (
+        empty if grad_x is None else grad_x,
+        empty if grad_res is None else grad_res,
+        sum_dy,
+        sum_dy_xhat,
+    )
+
+
+def _backward_kernel(
+    grad_y: Tensor,
+    x: Tensor,
+    y: Tensor,
+    weight: Tensor | None,
+    mean: Tensor,
+    rstd: Tensor,
+    act: int,
+    negative_slope: float,
+    need_grad_x: bool,
+    need_grad_residual: bool,
+) -> tuple[Tensor | None, Tensor | None, Tensor, Tensor]:
+    """The backward kernel call on checked arguments; grad_x / grad_residual are None when not requested."""
+    n, c, h, w = x.shape
+    grad_x = torch.empty_like(x, memory_format=torch.contiguous_format) if need_grad_x else None
+    grad_res = torch.empty_like(x, memory_format=torch.contiguous_format) if need_grad_residual else None
     sum_dy = torch.empty_like(mean)
     sum_dy_xhat = torch.empty_like(mean)
     if x.numel() > 0:
@@ -162,14 +192,14 @@ def _backward_impl(
         wc = None if weight is None else weight.contiguous()
         run_kernel(
             "instance_norm_act_backward", x, DTYPE_CODES[x.dtype], ptr(gc), ptr(xc), ptr(yc), ptr(wc),
-            ptr(mean.contiguous()), ptr(rstd.contiguous()), ptr(grad_x) if need_grad_x else 0,
-            ptr(grad_res) if need_grad_residual else 0, ptr(sum_dy), ptr(sum_dy_xhat),
-            n, c, h * w, negative_slope, act,
+            ptr(mean.contiguous()), ptr(rstd.contiguous()), ptr(grad_x), ptr(grad_res), ptr(sum_dy),
+            ptr(sum_dy_xhat), n, c, h * w, negative_slope, act,
         )  # fmt: skip
+    fmt = memory_format_of(x)
     if fmt != torch.contiguous_format:
-        if need_grad_x:
+        if grad_x is not None:
             grad_x = grad_x.contiguous(memory_format=fmt)
-        if need_grad_residual:
+        if grad_res is not None:
             grad_res = grad_res.contiguous(memory_format=fmt)
     return grad_x, grad_res, sum_dy, sum_dy_xhat
 
@@ -266,6 +296,11 @@ def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tens
     _save(ctx, inputs, y, mean, rstd)
 
 
+def _sum_over_batch(per_plane: Tensor) -> Tensor:
+    """(N, C) per-plane sums -> (C,); N = 1 (the usual GAN batch) takes the row without a reduction kernel."""
+    return per_plane[0] if per_plane.shape[0] == 1 else per_plane.sum(0)
+
+
 def _backward(
     ctx: Any, grad_y: Tensor | None, _grad_mean: Tensor | None = None, _grad_rstd: Tensor | None = None
 ) -> tuple[Tensor | None, ...]:
@@ -277,13 +312,22 @@ def _backward(
         # create_graph=True (e.g. a WGAN-GP gradient penalty): differentiate a recomputation through the
         # pure-PyTorch reference so that the gradients are themselves differentiable.
         return _differentiable_backward(ctx, grad_y, x, weight, bias, residual)
-    args = (grad_y, x, y, weight, mean, rstd, ctx.activation, ctx.negative_slope, need_x, need_r)
-    if eager_fast_path(grad_y, x, y, weight):
-        grad_x, grad_res, sum_dy, sum_dy_xhat = _backward_impl(*args)
+    if (
+        eager_fast_path(grad_y, x, y, weight)
+        and grad_y.dtype is x.dtype
+        and grad_y.device == x.device
+        and grad_y.shape == x.shape
+    ):
+        # Everything but grad_y was checked by the forward pass and grad_y matches y: call the kernel without
+        # the full re-check (any layout of grad_y is made contiguous there).
+        grad_x, grad_res, sum_dy, sum_dy_xhat = _backward_kernel(
+            grad_y, x, y, weight, mean, rstd, ACTIVATION_CODES[ctx.activation], ctx.negative_slope, need_x, need_r
+        )
     else:
+        args = (grad_y, x, y, weight, mean, rstd, ctx.activation, ctx.negative_slope, need_x, need_r)
         grad_x, grad_res, sum_dy, sum_dy_xhat = torch.ops.ganrt.instance_norm_act_backward(*args)
-    grad_w = sum_dy_xhat.sum(0).to(weight.dtype) if need_w else None
-    grad_b = sum_dy.sum(0).to(bias.dtype) if need_b else None
+    grad_w = _sum_over_batch(sum_dy_xhat).to(weight.dtype) if need_w else None
+    grad_b = _sum_over_batch(sum_dy).to(bias.dtype) if need_b else None
     return (grad_x if need_x else None), grad_w, grad_b, (grad_res if need_r else None), None, None, None
 
 
@@ -319,7 +363,7 @@ class _EagerInstanceNormAct(torch.autograd.Function):
         negative_slope: float,
     ) -> Tensor:
         inputs = (x, weight, bias, residual, eps, activation, negative_slope)
-        y, mean, rstd = _forward_impl(*inputs)
+        y, mean, rstd = _forward_impl(*inputs, ACTIVATION_CODES[activation])
         _save(ctx, inputs, y, mean, rstd)
         return y
 
@@ -357,14 +401,17 @@ def instance_norm_act(
     """
     # Scalar checks up front so that a wrong type fails with our message rather than a schema mismatch.
     check_finite_positive("eps", eps)
-    check_activation(activation, negative_slope)
+    act = check_activation(activation, negative_slope)
     args = (x, weight, bias, residual, float(eps), activation, float(negative_slope))
     if eager_fast_path(x, weight, bias, residual):
-        if torch.is_grad_enabled() and any(
-            t is not None and t.requires_grad for t in (x, weight, bias, residual)
+        if torch.is_grad_enabled() and (
+            x.requires_grad
+            or (weight is not None and weight.requires_grad)
+            or (bias is not None and bias.requires_grad)
+            or (residual is not None and residual.requires_grad)
         ):
             return _EagerInstanceNormAct.apply(*args)
-        return _forward_impl(*args)[0]
+        return _forward_impl(*args, act)[0]
     return torch.ops.ganrt.instance_norm_act(*args)[0]
 
 
