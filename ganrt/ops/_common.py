@@ -181,7 +181,8 @@ def eager_fast_path(*tensors: torch.Tensor | None) -> bool:
     The ops then call their implementation directly (with a plain ``torch.autograd.Function`` when gradients
     are needed) instead of going through the dispatcher and ``torch.library``'s autograd wrapper, which costs
     tens of microseconds per call in eager mode. Anything else (torch.compile, torch.export / ONNX export,
-    FakeTensor, jit tracing, functorch transforms, ``with torch.device(...)``) takes the registered op.
+    FakeTensor, jit tracing, functorch transforms, ``with torch.device(...)``) takes the registered op, and so
+    does a call under the autograd profiler, so profiles show the ``ganrt::`` ops by name.
     """
     # is_compiling() first: under torch.compile it short-circuits before dynamo meets the torch._C queries.
     return (
@@ -191,6 +192,7 @@ def eager_fast_path(*tensors: torch.Tensor | None) -> bool:
         and torch._C._len_torch_dispatch_stack() == 0
         and not torch._C._is_torch_function_mode_enabled()
         and torch._C._functorch.peek_interpreter_stack() is None
+        and not torch.autograd.profiler._is_profiler_enabled
     )
 
 
