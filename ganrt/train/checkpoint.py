@@ -1,0 +1,146 @@
+"""Training checkpoints under ``RUN_DIR/train_state/`` (safetensors + JSON, never pickle).
+
+A checkpoint is a folder ``train_state/step_XXXXXXXX/`` holding
+
+- ``weights.safetensors``: every net's state, keys ``<net>.<param>`` (a hard link to the run's
+  ``weights.safetensors`` written by :func:`ganrt.models.save_run` at the same step, a copy where links fail);
+- ``state.safetensors``: optimizer moments and steps (``optim.<name>.<param index>.<key>``) and extra tensors
+  such as image-pool contents (``extra.<key>``);
+- ``state.json``: step, options, optimizer hyper-parameters, and the rest of the JSON state.
+
+The folder is built under a temporary name and renamed into place, then ``train_state/latest.json`` is
+replaced to point at it, so ``latest.json`` always names a complete checkpoint and an interrupted save leaves
+the previous one usable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+STATE_DIR = "train_state"
+LATEST = "latest.json"
+FORMAT = "ganrt-train-state/1"
+
+
+class CheckpointError(ValueError):
+    """A missing, incomplete or inconsistent training checkpoint."""
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def optimizer_state(name: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split ``opt.state_dict()`` into tensors (``optim.<name>.<index>.<key>``) and JSON (param groups and the
+    non-tensor state entries)."""
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, entry in sd["state"].items():
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{name}.{index}.{key}"] = value.detach().to("cpu").contiguous()
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def load_optimizer_state(name: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                         meta: dict[str, Any]) -> None:
+    """Inverse of :func:`optimizer_state`."""
+    prefix = f"optim.{name}."
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith(prefix):
+            index, field = key[len(prefix):].split(".", 1)
+            state.setdefault(int(index), {})[field] = value
+    for index, fields in meta["scalars"].items():
+        state.setdefault(int(index), {}).update(fields)
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: ``weights`` keyed ``<net>.<param>``, ``tensors`` (optimizer + extra), ``state``."""
+
+    path: Path
+    step: int
+    weights: dict[str, torch.Tensor]
+    tensors: dict[str, torch.Tensor]
+    state: dict[str, Any]
+
+
+def write_checkpoint(run_dir: Path, step: int, weights_file: Path, tensors: dict[str, torch.Tensor],
+                     state: dict[str, Any]) -> Path:
+    """Publish checkpoint ``step``: weights from ``weights_file`` (already written for this step), the
+    optimizer/extra ``tensors`` and the JSON ``state``; older checkpoints are removed afterwards."""
+    root = run_dir / STATE_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step_{step:08d}"
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.", suffix=".tmp"))
+    try:
+        try:
+            os.link(weights_file, tmp / "weights.safetensors")
+        except OSError:
+            shutil.copyfile(weights_file, tmp / "weights.safetensors")
+        save_file(tensors, str(tmp / "state.safetensors"), metadata={"format": FORMAT})
+        (tmp / "state.json").write_text(json.dumps({"format": FORMAT, "step": step, **state}, indent=2,
+                                                   sort_keys=True) + "\n", encoding="utf-8")
+        final = root / name
+        if final.exists():
+            # Re-saving the same step (e.g. interrupted right after a periodic save): replace it.
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    atomic_write_json(root / LATEST, {"format": FORMAT, "checkpoint": name, "step": step})
+    for old in root.iterdir():
+        if old.name != name and old.name != LATEST and (old.name.startswith("step_") or old.name.endswith(".tmp")):
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+    return final
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    return (run_dir / STATE_DIR / LATEST).is_file()
+
+
+def read_checkpoint(run_dir: Path) -> Checkpoint:
+    """Load the checkpoint ``train_state/latest.json`` points at; CheckpointError says what is wrong."""
+    latest = run_dir / STATE_DIR / LATEST
+    if not latest.is_file():
+        raise CheckpointError(f"no training checkpoint in {str(run_dir)!r} (missing {STATE_DIR}/{LATEST})")
+    try:
+        pointer = json.loads(latest.read_text(encoding="utf-8"))
+        folder = run_dir / STATE_DIR / pointer["checkpoint"]
+        state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+        weights = load_file(str(folder / "weights.safetensors"))
+        tensors = load_file(str(folder / "state.safetensors"))
+    except (OSError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"training checkpoint in {str(run_dir)!r} is unreadable: {exc}") from exc
+    if state.get("format") != FORMAT:
+        raise CheckpointError(f"{str(folder / 'state.json')!r} has format {state.get('format')!r}, expected {FORMAT!r}")
+    return Checkpoint(folder, int(state["step"]), weights, tensors, state)
