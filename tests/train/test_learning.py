@@ -30,8 +30,12 @@ def _initial(run: Path, name: str, seed: int = 0) -> torch.nn.Module:
 
 @pytest.mark.slow
 def test_pix2pix_held_out_l1_falls(tmp_path: Path) -> None:
+    # About a minute of 1-thread CPU training. Options for a short run, not the reference defaults: no
+    # per-image norm (it would wipe out each image's overall colour and tone, which is most of what the edge
+    # texture tells) and L1 ahead of the adversarial term (which mostly adds texture, not lower L1).
     run = train("pix2pix", data="builtin:edges2photos", out=tmp_path / "p2p", steps=1500, image_size=32, ngf=16,
-                ndf=16, batch_size=8, lr=2e-3, dropout=False, sample_every=1500, progress=False)
+                ndf=16, batch_size=8, lr=2e-3, dropout=False, norm="none", lambda_l1=1000.0, sample_every=1500,
+                progress=False)
     # The test split: crops of photo tiles that training never saw.
     test = fixed_batch(open_dataset("builtin:edges2photos", kind="aligned", split="test", image_size=32,
                                     augment=False), 1000)
@@ -41,7 +45,8 @@ def test_pix2pix_held_out_l1_falls(tmp_path: Path) -> None:
         first16 = F.l1_loss(_initial(run, "G")(test["A"][:16]), test["B"][:16]).item()
     _, evals = _log(run)
     assert evals[0]["step"] == 0 and abs(evals[0]["eval"]["heldout_l1"] - first16) < 1e-5
-    assert after <= 0.85 * before, f"held-out L1 {before:.3f} -> {after:.3f}"
+    # Issue 3: held-out-pair L1 falls by at least 40%.
+    assert after <= 0.60 * before, f"held-out L1 {before:.3f} -> {after:.3f}"
     assert (run / "samples" / "step_00001500.png").is_file() and (run / "loss.png").is_file()
 
 
