@@ -59,7 +59,7 @@ NETS: dict[str, tuple[dict, Inputs, dict]] = {
         {"arch": "patchgan", "in_channels": 3, "ndf": 8, "n_layers": 2, "norm": "instance"},
         _img(3, 40),
         {},
-    ),  # fmt: skip
+    ),
     "vae": (
         {"arch": "vae", "image_size": 32, "latent_dim": 16, "base_channels": 8},
         _img(3, 32),
@@ -69,12 +69,12 @@ NETS: dict[str, tuple[dict, Inputs, dict]] = {
         {"arch": "dcgan_g", "latent_dim": 16, "image_size": 32, "ngf": 8, "num_classes": 4},
         _z_labels(16, 4),
         {},
-    ),  # fmt: skip
+    ),
     "dcgan_d-cgan": (
         {"arch": "dcgan_d", "channels": 1, "image_size": 16, "ndf": 8, "num_classes": 3},
         _img_labels(1, 16, 3),
         {},
-    ),  # fmt: skip
+    ),
     "dcgan_g": ({"arch": "dcgan_g", "latent_dim": 8, "channels": 1, "image_size": 8, "ngf": 8}, _z(8), {}),
 }
 
