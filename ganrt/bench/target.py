@@ -10,14 +10,18 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from ganrt.export.metadata import FAMILIES, ArtifactMetadata, io_names
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Hashable
+
     from torch import nn
+
+_T = TypeVar("_T")
 
 # The reference architecture each family is benchmarked with.
 FAMILY_ARCH: dict[str, str] = {
@@ -340,15 +344,7 @@ class Artifacts:
 
     def onnx(self, precision: str) -> tuple[Path, float]:
         """(path, seconds it took to export) of the ONNX model at ``precision``."""
-        if precision not in self._onnx:
-            try:
-                self._onnx[precision] = self._build_onnx(precision)
-            except Unavailable as exc:
-                self._onnx[precision] = exc
-        found = self._onnx[precision]
-        if isinstance(found, Exception):
-            raise Unavailable(str(found))
-        return found
+        return _memo(self._onnx, precision, lambda: self._build_onnx(precision))
 
     def _build_onnx(self, precision: str) -> tuple[Path, float]:
         t = self.target
@@ -362,38 +358,12 @@ class Artifacts:
             return t.onnx_path, 0.0
         if t.run_dir is None:
             raise Unavailable(f"needs an ONNX model; {t.name} is a {t.kind} artifact")
-        from ganrt.export import ExportError, export
-
         out = self.workdir / f"model-{precision}.onnx"
-        hw = None if t.task == "sample" else t.size
-        start = time.perf_counter()
-        try:
-            result = export(
-                t.run_dir,
-                format="onnx",
-                output=out,
-                precision=precision,
-                batch=(1, self.max_batch, self.max_batch),
-                height=hw,
-                width=hw,
-                progress=self.progress,
-            )
-        except ExportError as exc:
-            raise Unavailable(f"ONNX export failed: {_first_line(exc)}") from exc
-        return Path(result.path), time.perf_counter() - start
+        return self._export("onnx", out, precision, (1, self.max_batch, self.max_batch), "ONNX export")
 
     def engine(self, precision: str, batch: int) -> tuple[Path, float]:
         """(path, seconds it took to build) of a TensorRT engine whose profile covers ``batch``."""
-        key = (precision, batch)
-        if key not in self._engines:
-            try:
-                self._engines[key] = self._build_engine(precision, batch)
-            except Unavailable as exc:
-                self._engines[key] = exc
-        found = self._engines[key]
-        if isinstance(found, Exception):
-            raise Unavailable(str(found))
-        return found
+        return _memo(self._engines, (precision, batch), lambda: self._build_engine(precision, batch))
 
     def _build_engine(self, precision: str, batch: int) -> tuple[Path, float]:
         t = self.target
@@ -410,25 +380,47 @@ class Artifacts:
                 "building a TensorRT engine needs a run directory or a FAMILY (ganrt export builds "
                 "engines from a run); pass the .engine exported from this ONNX model instead"
             )
+        out = self.workdir / f"model-{precision}-b{batch}.engine"
+        return self._export(
+            "engine", out, precision, (1, batch, max(batch, self.max_batch)), "TensorRT engine build"
+        )
+
+    def _export(
+        self, fmt: str, out: Path, precision: str, batch: tuple[int, int, int], what: str
+    ) -> tuple[Path, float]:
+        """Export the target's run to ``out``; (path, seconds it took)."""
         from ganrt.export import ExportError, export
 
-        out = self.workdir / f"model-{precision}-b{batch}.engine"
+        t = self.target
         hw = None if t.task == "sample" else t.size
         start = time.perf_counter()
         try:
             result = export(
                 t.run_dir,
-                format="engine",
+                format=fmt,
                 output=out,
                 precision=precision,
-                batch=(1, batch, max(batch, self.max_batch)),
+                batch=batch,
                 height=hw,
                 width=hw,
                 progress=self.progress,
             )
         except ExportError as exc:
-            raise Unavailable(f"TensorRT engine build failed: {_first_line(exc)}") from exc
+            raise Unavailable(f"{what} failed: {_first_line(exc)}") from exc
         return Path(result.path), time.perf_counter() - start
+
+
+def _memo(cache: dict[Any, Any], key: Hashable, build: Callable[[], _T]) -> _T:
+    """``build()`` once per ``key``; an :class:`Unavailable` is cached too and raised again on each call."""
+    if key not in cache:
+        try:
+            cache[key] = build()
+        except Unavailable as exc:
+            cache[key] = exc
+    found = cache[key]
+    if isinstance(found, Exception):
+        raise Unavailable(str(found))
+    return found
 
 
 def _first_line(exc: BaseException) -> str:

@@ -154,7 +154,7 @@ def check_size(h: int, w: int, what: str = "images") -> None:
 def pad_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Pad uint8 (N, H, W, C) at the bottom/right to (height, width): reflection where the image is large
     enough, edge replication beyond that (reflection cannot pad more than the image minus one pixel)."""
-    n, h, w, c = x.shape
+    _, h, w, _ = x.shape
     planes = x.permute(0, 3, 1, 2).float()
     pad_h, pad_w = height - h, width - w
     if pad_h < h and pad_w < w:

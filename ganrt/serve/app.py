@@ -74,9 +74,8 @@ class ServedModel:
     ) -> None:
         self.name = name
         self.instances = list(instances)
-        model = self.model = self.instances[
-            0
-        ]  # metadata and I/O come from the first; all are the same artifact
+        # metadata and I/O come from the first; all are the same artifact
+        model = self.model = self.instances[0]
         self.batchable = is_batchable(model)
         self.max_rows: int | None = int(model.max_batch) if model.max_batch else None
         max_batch = min(config.max_batch, self.max_rows) if self.max_rows else config.max_batch
