@@ -1,34 +1,24 @@
-"""Fixtures of the model tests: the independent reference re-implementation, loaded by path.
+"""Fixtures of the model tests: the independent reference re-implementation and the model tolerances.
 
-The test suite runs with ``--import-mode=importlib`` (no ``sys.path`` changes, no ``tests`` package), so the
-helper module is loaded from its file rather than imported by name.
+Imported by name like ``tests.tolerances`` elsewhere in the suite.
 """
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-
-def _load(name: str) -> ModuleType:
-    path = Path(__file__).with_name(f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"ganrt_tests_models_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.models import tolerances, upstream_arch as _upstream_arch
 
 
 @pytest.fixture(scope="session")
 def upstream_arch() -> ModuleType:
     """tests/models/upstream_arch.py: the reference generators with their exact state_dict layout."""
-    return _load("upstream_arch")
+    return _upstream_arch
 
 
 @pytest.fixture(scope="session")
 def tol() -> ModuleType:
     """tests/models/tolerances.py: every tolerance the model tests use."""
-    return _load("tolerances")
+    return tolerances

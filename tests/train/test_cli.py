@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
@@ -18,6 +17,7 @@ from PIL import Image
 
 from ganrt.cli import main
 from ganrt.models import Run
+from tests.models import upstream_arch
 
 TINY_DCGAN = ["dcgan", "--data", "builtin:digits", "--image-size", "16", "--ngf", "8", "--ndf", "8",
               "--latent-dim", "8", "--batch-size", "4", "--no-progress"]
@@ -147,20 +147,8 @@ def test_import_upstream_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert err.startswith("ganrt import-upstream: error: ") and "latest_net_G.pth" in err and "does not exist" in err
 
 
-def _upstream_arch() -> ModuleType:
-    """tests/models/upstream_arch.py (the models tests' independent re-implementation of the reference nets)."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "models" / "upstream_arch.py"
-    spec = importlib.util.spec_from_file_location("ganrt_tests_train_upstream_arch", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_import_upstream_cli_produces_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    arch = _upstream_arch()
+    arch = upstream_arch
     ref = arch.build("resnet_6blocks", ngf=8, norm="instance", dropout=False)
     x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
     arch.randomize(ref, torch.Generator().manual_seed(1), x)
