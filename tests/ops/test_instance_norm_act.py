@@ -222,17 +222,41 @@ def test_empty_batch():
     assert instance_norm_act(x).shape == (0, 4, 3, 3)
 
 
-def test_thread_count_does_not_change_results():
-    x, w, b, r = _inputs((2, 8, 17, 19), True, True)
+# Shapes big enough that the CPU kernels really split across threads (csrc/common/parallel.h: a piece is at
+# least 65536 elements, about four pieces per thread), each taking a different route with 1 and 2 threads:
+# - one 300x300 plane: with 1 thread it is reduced whole, with 2 its 22 chunks of 4096 are spread over the
+#   threads (grain 16 -> 2 pieces) and merged afterwards, so the two runs share no schedule;
+# - 8 planes of 128x128: one plane per item, grain 4 -> 2 pieces on 2 threads;
+# - channels_last 64@64x64: 16 blocks of 16384 elements, grain 4 -> 4 pieces.
+THREAD_CASES = {
+    "one_large_plane": ((1, 1, 300, 300), "contiguous", torch.float32),
+    "many_planes": ((1, 8, 128, 128), "contiguous", torch.float32),
+    "channels_last": ((1, 64, 64, 64), "channels_last", torch.float32),
+    "one_large_plane_bf16": ((1, 1, 300, 300), "contiguous", torch.bfloat16),
+    "channels_last_bf16": ((1, 64, 64, 64), "channels_last", torch.bfloat16),
+}
+
+
+@pytest.mark.parametrize("case", THREAD_CASES.values(), ids=THREAD_CASES.keys())
+def test_thread_count_does_not_change_results(case):
+    shape, layout, dtype = case
+    x, w, b, r = _inputs(shape, True, True, dtype=dtype, mean=4.0)
+    x, r = _layout(x, layout), _layout(r, layout)
+    grad_y = _layout(torch.randn(shape, generator=torch.Generator().manual_seed(5)).to(dtype), layout)
+
+    def run(threads: int) -> list[torch.Tensor]:
+        torch.set_num_threads(threads)
+        leaves = [t.clone().requires_grad_() for t in (x, w, b, r)]
+        y = instance_norm_act(leaves[0], leaves[1], leaves[2], residual=leaves[3])
+        return [y, *torch.autograd.grad(y, leaves, grad_y)]
+
     old = torch.get_num_threads()
     try:
-        torch.set_num_threads(1)
-        y1 = instance_norm_act(x, w, b, residual=r)
-        torch.set_num_threads(2)
-        y2 = instance_norm_act(x, w, b, residual=r)
+        one, two = run(1), run(2)
     finally:
         torch.set_num_threads(old)
-    assert torch.equal(y1, y2)
+    for name, a, b_ in zip(("y", "grad x", "grad weight", "grad bias", "grad residual"), one, two):
+        assert torch.equal(a, b_), f"{name} differs between 1 and 2 threads"
 
 
 def test_channels_last_runs_without_layout_copies():
