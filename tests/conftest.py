@@ -1,4 +1,5 @@
-"""Central skipping of hardware-bound tests: nothing touches CUDA at import or collection time."""
+"""Central skipping of hardware-bound tests (CUDA, TensorRT, a CPU with native bf16): nothing touches CUDA at
+import or collection time."""
 
 from __future__ import annotations
 
@@ -40,11 +41,25 @@ def _tensorrt_reason() -> str | None:
     return None
 
 
+@functools.cache
+def _bf16_reason() -> str | None:
+    import torch
+
+    from ganrt.train.precision import device_support
+
+    support = device_support(torch.device("cpu"))
+    if support.bf16:
+        return None
+    return f"this CPU has {support.detail}: bf16 training needs AMX-BF16 or AVX512_BF16"
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("tensorrt"):
         reason = _tensorrt_reason()
     elif item.get_closest_marker("cuda"):
         reason = _cuda_reason()
+    elif item.get_closest_marker("bf16"):
+        reason = _bf16_reason()
     else:
         return
     if reason:

@@ -45,15 +45,17 @@ def _state(run: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("family", list(TINY))
-def test_interrupted_and_resumed_run_matches_uninterrupted(family: str, tmp_path: Path) -> None:
-    kw = {**TINY[family], "steps": STEPS, "sample_every": 2, "progress": False}
+def test_interrupted_and_resumed_run_matches_uninterrupted(family: str, precision: str, tmp_path: Path) -> None:
+    kw = {**TINY[family], "steps": STEPS, "sample_every": 2, "progress": False, "precision": precision}
     train(family, out=tmp_path / "straight", **kw)
     with pytest.raises(KeyboardInterrupt):
         train(family, out=tmp_path / "split", on_step=_interrupt_at(STOP_AT), **kw)
     latest = json.loads((tmp_path / "split" / "train_state" / "latest.json").read_text())
     assert latest["step"] == STOP_AT
     assert Run.load(tmp_path / "split").config["train"]["completed_steps"] == STOP_AT
+    # Resuming keeps the run's precision without being told.
     train(family, out=tmp_path / "split", resume=True, progress=False)
+    assert Run.load(tmp_path / "split").config["train"]["precision"] == precision
 
     a, b = _state(tmp_path / "straight"), _state(tmp_path / "split")
     assert a.keys() == b.keys()
