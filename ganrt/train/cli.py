@@ -66,7 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="checkpoint, sample grid and loss plot every K steps (default: a tenth of the run, "
                         "at most 500)")
     parser.add_argument("--fused", action=argparse.BooleanOptionalAction, default=None,
-                        help="use ganrt's fused kernels (default) or stock PyTorch ops")
+                        help="use ganrt's fused kernels and PyTorch's single-kernel Adam (default) or stock "
+                        "PyTorch ops and Adam")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
                         help="training precision: auto (default: bf16 where the device has native bf16, i.e. "
                         "AMX/AVX512_BF16 CPUs and sm_80+ GPUs, else fp32), fp32, bf16, or fp16 (CUDA only, with "
