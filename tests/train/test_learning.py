@@ -33,8 +33,13 @@ def test_pix2pix_held_out_l1_falls(tmp_path: Path, precision: str) -> None:
     # About a minute of 1-thread CPU training. Options for a short run, not the reference defaults: no
     # per-image norm (it would wipe out each image's overall colour and tone, which is most of what the edge
     # texture tells) and L1 ahead of the adversarial term (which mostly adds texture, not lower L1).
-    run = train("pix2pix", data="builtin:edges2photos", out=tmp_path / "p2p", steps=1500, image_size=32, ngf=16,
-                ndf=16, batch_size=8, lr=2e-3, dropout=False, norm="none", lambda_l1=1000.0, sample_every=1500,
+    # The held-out L1 is decided photo by photo (the printed page or the deep sky come out right or wrong as a
+    # whole), so a run that is still swinging when the learning rate decays ends anywhere in 0.50-0.66 x its
+    # start: a narrower, faster U-Net (ngf 16, lr 2e-3) did, in fp32 and bf16 alike, moved across the bound by
+    # last-bit changes such as another Adam kernel. ngf 32 at lr 1e-3 settles: 0.50-0.55 over seeds 0-3 in both
+    # precisions.
+    run = train("pix2pix", data="builtin:edges2photos", out=tmp_path / "p2p", steps=1500, image_size=32, ngf=32,
+                ndf=16, batch_size=8, lr=1e-3, dropout=False, norm="none", lambda_l1=1000.0, sample_every=1500,
                 progress=False, precision=precision)
     assert Run.load(run).config["train"]["precision"] == precision
     # The test split: crops of photo tiles that training never saw.
