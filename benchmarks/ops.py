@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -59,30 +58,12 @@ MIN_SAMPLE_S = 2e-3  # each timed sample repeats the call until it lasts at leas
 _clock = time.perf_counter  # replaced by time.thread_time with --clock cpu
 
 
-def _calibrate(fn: Callable[[], Any]) -> int:
-    """Number of calls per timed sample so that a sample lasts >= MIN_SAMPLE_S."""
-    for _ in range(3):
-        fn()
-    start = _clock()
-    fn()
-    once = max(_clock() - start, 1e-7)
-    return max(1, int(MIN_SAMPLE_S / once + 0.5))
-
-
-def _sample(fn: Callable[[], Any], inner: int) -> float:
-    start = _clock()
-    for _ in range(inner):
-        fn()
-    return (_clock() - start) / inner
-
-
 def _interleaved(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
-    """Median seconds per call of each function, sampled round-robin."""
-    inner = {name: _calibrate(fn) for name, fn in fns.items()}
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            samples[name].append(_sample(fn, inner[name]))
+    """Median seconds per call of each function, sampled round-robin (ganrt.bench's loop)."""
+    from ganrt.bench.timing import calibrate, interleaved
+
+    repeat = {name: calibrate(fn, MIN_SAMPLE_S, _clock) for name, fn in fns.items()}
+    samples = interleaved(fns, rounds=rounds, warmup=0, repeat=repeat, clock=_clock)
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
@@ -255,12 +236,9 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    from ganrt.utils import atomic_write
+
+    atomic_write(path, json.dumps(data, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

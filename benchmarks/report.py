@@ -19,10 +19,8 @@ import argparse
 import importlib.util
 import json
 import math
-import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -254,17 +252,6 @@ def update_readme(text: str, sections: dict[str, str]) -> tuple[str, list[str]]:
     return text, missing
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -291,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     if new != old:
-        _write_atomic(args.readme, new)
+        from ganrt.utils import atomic_write
+
+        atomic_write(args.readme, new)
     done = [n for n in SECTIONS if n not in missing]
     print(f"report.py: {args.readme}: {len(done)} section(s) regenerated ({', '.join(done)})")
     return 0

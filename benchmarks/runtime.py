@@ -21,11 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,54 +67,22 @@ def _export(run: Path, workdir: Path, arch: str) -> Path:
 
 
 def _bare_session(path: Path, threads: int) -> Any:
-    """ONNX Runtime with the same settings ganrt uses, so the comparison isolates ganrt's own overhead."""
-    import onnxruntime as ort
+    """The ONNX Runtime session of ganrt's onnxruntime runner (same options ganrt uses), called directly below
+    so the comparison isolates ganrt's own overhead."""
+    from ganrt.backends.onnxruntime import OnnxRuntimeRunner
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    return OnnxRuntimeRunner.load(path, device="cpu", threads=threads).session
 
 
 def _stats(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "median_ms": statistics.median(ordered) * 1e3,
-        "mean_ms": statistics.fmean(ordered) * 1e3,
-        "min_ms": ordered[0] * 1e3,
-        "p90_ms": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))] * 1e3,
-        "max_ms": ordered[-1] * 1e3,
-        "samples": len(ordered),
-    }
+    from ganrt.bench import latency_stats
 
-
-def _interleaved(
-    variants: dict[str, Callable[[], Any]], rounds: int, max_seconds: float, progress: Any, label: str
-) -> dict[str, list[float]]:
-    for fn in variants.values():  # warm-up: arenas, thread pools, first-call allocations
-        fn()
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    task = progress.add_task(label, total=rounds)
-    start = time.perf_counter()
-    for r in range(rounds):
-        # Rotate the order each round so no variant always runs right after the same neighbour.
-        names = list(variants)
-        names = names[r % len(names) :] + names[: r % len(names)]
-        for name in names:
-            t0 = time.perf_counter()
-            variants[name]()
-            times[name].append(time.perf_counter() - t0)
-        progress.advance(task)
-        if r >= 4 and time.perf_counter() - start > max_seconds:
-            break
-    progress.remove_task(task)
-    return times
+    stats = latency_stats(samples, batch=1)
+    return {k: stats[k] for k in ("median_ms", "mean_ms", "min_ms", "p90_ms", "max_ms")} | {"samples": stats["n"]}
 
 
 def bench_model(arch: str, workdir: Path, rounds: int, max_seconds: float, progress: Any) -> dict[str, Any]:
+    from ganrt.bench import interleaved
     from ganrt.data import sample_images
     from ganrt.models import Run
 
@@ -149,7 +113,14 @@ def bench_model(arch: str, workdir: Path, rounds: int, max_seconds: float, progr
     # Same weights, same answer: guard against timing something that computes a different thing.
     reference = session.run(None, {input_name: normalized})[0]
     np.testing.assert_allclose(run_eager().numpy(), reference, atol=1e-3)
-    times = _interleaved(variants, rounds, max_seconds, progress, arch)
+    task = progress.add_task(arch, total=rounds)
+    times = interleaved(
+        variants,
+        rounds=rounds,
+        seconds=max_seconds,
+        on_round=lambda _: progress.advance(task),
+    )
+    progress.remove_task(task)
     stats = {name: _stats(samples) for name, samples in times.items()}
     med = {name: s["median_ms"] for name, s in stats.items()}
     result = {
@@ -177,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.table import Table
 
     from ganrt.bench.machine import machine_info
+    from ganrt.utils import atomic_write
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {MODELS}")
@@ -207,10 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         with Progress(console=console, transient=True) as progress:
             results = [bench_model(arch, workdir, args.rounds, args.max_seconds, progress) for arch in archs]
     payload = {"benchmark": "runtime_cpu", "targets": TARGETS, "machine": machine_info(), "results": results}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.output.with_name(f".{args.output.name}.tmp")
-    tmp_out.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp_out, args.output)
+    atomic_write(args.output, json.dumps(payload, indent=2) + "\n")
 
     table = Table(title=f"ganrt runtime, CPU, batch 1, {SIZE}x{SIZE} (median ms)")
     for column in (

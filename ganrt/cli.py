@@ -11,6 +11,7 @@ import importlib
 import sys
 
 from ganrt import __version__
+from ganrt.errors import CLIError
 
 # subcommand -> module providing HELP, add_arguments(parser), run(args)
 COMMANDS: dict[str, str] = {
@@ -24,10 +25,6 @@ COMMANDS: dict[str, str] = {
     "serve": "ganrt.serve.cli",
     "bench": "ganrt.bench.cli",
 }
-
-
-class CLIError(Exception):
-    """An error to show the user as one line, with a non-zero exit status."""
 
 
 def build_parser() -> argparse.ArgumentParser:

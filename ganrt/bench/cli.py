@@ -125,7 +125,7 @@ def _command_line() -> str | None:
 def run(args: argparse.Namespace) -> int:
     from ganrt.bench.core import BenchSettings, benchmark
     from ganrt.bench.render import plot_report, print_report, write_json
-    from ganrt.cli import CLIError
+    from ganrt.errors import CLIError
 
     settings = BenchSettings(
         backends=tuple(args.backends),

@@ -225,38 +225,33 @@ def benchmark(
     settings.validate()
     _check_device(settings.device)
     device = "cuda:0" if settings.device == "cuda" else settings.device
-    threads_before = torch.get_num_threads()
-    if settings.threads is not None:
-        torch.set_num_threads(settings.threads)
-    threads = torch.get_num_threads()
+    # Every backend gets this many threads for its own calls; the process-wide setting is left alone.
+    threads = settings.threads if settings.threads is not None else torch.get_num_threads()
     started = time.time()
-    try:
-        with contextlib.ExitStack() as stack:
-            if workdir is None:
-                work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ganrt-bench-")))
-            else:
-                work = Path(workdir)
-                work.mkdir(parents=True, exist_ok=True)
-            resolved = resolve_target(target, size=settings.size, width=settings.width, workdir=work)
-            artifacts = Artifacts(resolved, workdir=work, batches=settings.batches)
-            results = []
-            with _Progress(progress) as bar:
-                for precision in settings.precisions:
-                    for batch in settings.batches:
-                        results.extend(
-                            _run_case(
-                                resolved,
-                                artifacts,
-                                settings,
-                                batch=batch,
-                                precision=precision,
-                                device=device,
-                                threads=threads,
-                                bar=bar,
-                            )
+    with contextlib.ExitStack() as stack:
+        if workdir is None:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ganrt-bench-")))
+        else:
+            work = Path(workdir)
+            work.mkdir(parents=True, exist_ok=True)
+        resolved = resolve_target(target, size=settings.size, width=settings.width, workdir=work)
+        artifacts = Artifacts(resolved, workdir=work, batches=settings.batches)
+        results = []
+        with _Progress(progress) as bar:
+            for precision in settings.precisions:
+                for batch in settings.batches:
+                    results.extend(
+                        _run_case(
+                            resolved,
+                            artifacts,
+                            settings,
+                            batch=batch,
+                            precision=precision,
+                            device=device,
+                            threads=threads,
+                            bar=bar,
                         )
-    finally:
-        torch.set_num_threads(threads_before)
+                    )
     report_settings = dataclasses.asdict(settings)
     report_settings["threads"] = threads
     return {

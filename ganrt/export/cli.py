@@ -6,7 +6,7 @@ import argparse
 import math
 from typing import TYPE_CHECKING
 
-from ganrt.cli import CLIError
+from ganrt.errors import CLIError
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -14,13 +14,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from ganrt.backends import runner_class
+from ganrt.backends.base import Runner
+from ganrt.backends.torch import TorchRunner
 from ganrt.export.result import ParityRow
 from ganrt.export.trace import GraphPlan
+from ganrt.utils import psnr
 
 # Seeds of the parity latents (z, eps): fixed so that a failing gate is reproducible.
 Z_SEED, EPS_SEED = 0, 1
@@ -48,30 +53,27 @@ def parity_inputs(plan: GraphPlan, n: int) -> dict[str, np.ndarray]:
     return feeds
 
 
-def run_torch(module: nn.Module, plan: GraphPlan, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The PyTorch reference outputs, keyed by graph output name."""
-    args = [torch.from_numpy(feeds[t.name]) for t in plan.inputs]
-    with torch.inference_mode():
-        out = module(*args)
-    outs = out if isinstance(out, tuple) else (out,)
-    return {t.name: o.float().numpy() for t, o in zip(plan.outputs, outs, strict=True)}
+def reference_runner(net: nn.Module, plan: GraphPlan) -> TorchRunner:
+    """The PyTorch network as a runner of the plan's graph: the torch backend, on CPU."""
+    return TorchRunner(net, plan.metadata, part=plan.part)
 
 
-def run_onnxruntime(path: str | Path, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Outputs of the ONNX model at ``path`` under ONNX Runtime's CPU provider (it runs fp16 graphs too)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(names, dict(feeds)), strict=True))
+def run(runner: Runner, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Outputs of ``runner`` on host ``feeds``, keyed by graph output name."""
+    return dict(runner.infer(feeds))
 
 
-def psnr(reference: np.ndarray, actual: np.ndarray, peak: float) -> float:
-    """PSNR in dB of ``actual`` against ``reference`` for signal peak-to-peak ``peak``; inf when identical."""
-    mse = float(np.mean((reference.astype(np.float64) - actual.astype(np.float64)) ** 2))
-    return math.inf if mse == 0.0 else 10.0 * math.log10(peak * peak / mse)
+def run_artifact(
+    backend: str, path: str | Path, feeds: Mapping[str, np.ndarray], **options: Any
+) -> dict[str, np.ndarray]:
+    """Outputs of the artifact at ``path`` under ``backend`` (ONNX Runtime's CPU provider runs fp16 graphs
+    too; TensorRT runs on the GPU)."""
+    device = "cuda" if backend == "tensorrt" else "cpu"
+    runner = runner_class(backend).load(Path(path), device=device, **options)
+    try:
+        return run(runner, feeds)
+    finally:
+        runner.close()
 
 
 def _criteria(thresholds: Mapping[str, float]) -> tuple[str, Callable[[float, float, float], bool]]:

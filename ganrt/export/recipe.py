@@ -8,14 +8,13 @@ A recipe only sets defaults; every value can be overridden by an argument of :fu
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
-from ganrt.export.metadata import FAMILIES
 from ganrt.export.result import ExportError
+from ganrt.families import FAMILIES
 
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16")
 METRICS: tuple[str, ...] = ("max_abs", "mean_abs", "psnr")

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ganrt.export.metadata import ArtifactMetadata
+from ganrt.artifact import ArtifactMetadata
 
 if TYPE_CHECKING:
     from ganrt.export.lint import LintReport

@@ -14,12 +14,12 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ganrt.export.metadata import ArtifactMetadata
+from ganrt.artifact import ArtifactMetadata
 from ganrt.export.result import ExportError
 
 if TYPE_CHECKING:
@@ -113,40 +113,92 @@ def plan_signature(plan: GraphPlan) -> tuple[Signature, Signature]:
     return sig(plan.inputs), sig(plan.outputs)
 
 
+def config_dict(
+    name: str,
+    *,
+    platform: str,
+    inputs: Iterable[tuple[str, str, Sequence[int]]],
+    outputs: Iterable[tuple[str, str, Sequence[int]]],
+    max_batch: int,
+    instances: int,
+    kind: str,
+    max_queue_delay_us: int = 0,
+    preferred_batch: Sequence[int] = (),
+    max_queue_size: int | None = None,
+    timeout_us: int | None = None,
+    parameters: Mapping[str, str] | None = None,
+    default_model_filename: str | None = None,
+) -> dict[str, Any]:
+    """A Triton model configuration in its JSON form (what ``GET /v2/models/{name}/config`` answers and what
+    :func:`build_config` turns into ``config.pbtxt``).
+
+    ``inputs``/``outputs``: (name, numpy dtype name, shape with the batch axis first and -1 for dynamic axes).
+    With ``max_batch >= 1`` the model batches along axis 0: dims exclude it, per-sample scalars (``label``) are
+    sent as ``[1]`` and reshaped to ``[]``, and dynamic batching is on; ``max_batch = 0`` lists full shapes.
+    ``kind``: ``gpu`` or ``cpu``.
+    """
+    if kind not in ("gpu", "cpu"):
+        raise ExportError(f"Triton instance kind must be 'gpu' or 'cpu', got {kind!r}")
+
+    def tensor(entry: tuple[str, str, Sequence[int]]) -> dict[str, Any]:
+        tensor_name, dtype, shape = entry
+        if dtype not in _TRITON_DTYPES:
+            raise ExportError(f"tensor {tensor_name!r} has dtype {dtype}, which Triton configs do not carry")
+        dims = [int(d) if int(d) > 0 else -1 for d in (shape[1:] if max_batch else shape)]
+        out: dict[str, Any] = {"name": tensor_name, "data_type": _TRITON_DTYPES[dtype], "dims": dims or [1]}
+        if not dims:
+            out["reshape"] = {"shape": []}
+        return out
+
+    config: dict[str, Any] = {
+        "name": name,
+        "platform": platform,
+        "max_batch_size": max_batch,
+        "input": [tensor(t) for t in inputs],
+        "output": [tensor(t) for t in outputs],
+        "instance_group": [{"count": instances, "kind": f"KIND_{kind.upper()}"}],
+    }
+    if default_model_filename:
+        config["default_model_filename"] = default_model_filename
+    if max_batch:
+        batching: dict[str, Any] = {"max_queue_delay_microseconds": max_queue_delay_us}
+        if preferred_batch:
+            batching["preferred_batch_size"] = list(preferred_batch)
+        if max_queue_size is not None or timeout_us is not None:
+            policy = {"max_queue_size": max_queue_size, "default_timeout_microseconds": timeout_us}
+            batching["default_queue_policy"] = {k: v for k, v in policy.items() if v is not None}
+        config["dynamic_batching"] = batching
+    if parameters:
+        config["parameters"] = {k: {"string_value": v} for k, v in parameters.items()}
+    return config
+
+
+def _plan_tensors(tensors: Iterable[TensorPlan]) -> list[tuple[str, str, tuple[int, ...]]]:
+    return [(t.name, t.dtype, tuple(d if isinstance(d, int) else -1 for d in t.shape)) for t in tensors]
+
+
 def build_config(plan: GraphPlan, metadata: ArtifactMetadata, options: TritonOptions) -> ModelConfig:
-    """The ``ModelConfig`` serving ``plan``'s graph: batched along axis 0 (dims exclude it), per-sample
-    scalars (``label``) sent as ``[1]`` and reshaped to ``[]``, dynamic batching, one instance group, and
-    ganrt's metadata as string parameters."""
+    """The ``ModelConfig`` serving ``plan``'s graph (see :func:`config_dict`), with ganrt's metadata as string
+    parameters, parsed into Triton's own schema."""
+    from google.protobuf import json_format
+
     pb = _load_model_config_pb2()
     if options.model not in PLATFORMS:
         raise ExportError(f"Triton model must be one of {tuple(PLATFORMS)}, got {options.model!r}")
-    if options.kind not in ("gpu", "cpu"):
-        raise ExportError(f"Triton instance kind must be 'gpu' or 'cpu', got {options.kind!r}")
-    config = pb.ModelConfig(
-        name=options.name,
+    document = config_dict(
+        options.name,
         platform=PLATFORMS[options.model],
-        max_batch_size=options.max_batch,
+        inputs=_plan_tensors(plan.inputs),
+        outputs=_plan_tensors(plan.outputs),
+        max_batch=options.max_batch,
+        instances=options.instances,
+        kind=options.kind,
+        max_queue_delay_us=options.max_queue_delay_us,
+        preferred_batch=options.preferred_batch,
+        parameters=metadata.to_props(),
         default_model_filename=FILENAMES[options.model],
     )
-    for tensors, field in ((plan.inputs, config.input), (plan.outputs, config.output)):
-        for t in tensors:
-            entry = field.add()
-            entry.name = t.name
-            entry.data_type = pb.DataType.Value(_TRITON_DTYPES[t.dtype])
-            dims = [d if isinstance(d, int) else -1 for d in t.shape[1:]]
-            if dims:
-                entry.dims.extend(dims)
-            else:
-                entry.dims.append(1)
-                entry.reshape.SetInParent()
-    config.dynamic_batching.preferred_batch_size.extend(options.preferred_batch)
-    config.dynamic_batching.max_queue_delay_microseconds = options.max_queue_delay_us
-    group = config.instance_group.add()
-    group.count = options.instances
-    group.kind = pb.ModelInstanceGroup.Kind.Value(f"KIND_{options.kind.upper()}")
-    for key, value in metadata.to_props().items():
-        config.parameters[key].string_value = value
-    return config
+    return json_format.ParseDict(document, pb.ModelConfig())
 
 
 def config_text(config: ModelConfig) -> str:

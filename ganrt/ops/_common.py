@@ -148,16 +148,17 @@ def kernel(name: str) -> Any:
     return fn
 
 
-def run_kernel(name: str, t: torch.Tensor, *args: Any) -> None:
+def run_kernel(name: str, t: torch.Tensor, *args: Any, threads: int | None = None) -> None:
     """Call ``ganrt._C.<name>(device, *args, ...)`` for tensors on ``t``'s device.
 
-    CPU: on ``torch.get_num_threads()`` threads. CUDA: queued on torch's current stream of ``t``'s device,
-    with that device made current for the launch. ``torch.cuda`` is only touched for CUDA tensors.
+    CPU: on ``threads`` threads (default ``torch.get_num_threads()``). CUDA: queued on torch's current stream
+    of ``t``'s device, with that device made current for the launch. ``torch.cuda`` is only touched for CUDA
+    tensors.
     """
     fn = _KERNELS.get(name) or kernel(name)
     if t.is_cpu:
         # stream and num_threads positionally: pybind11's keyword matching costs ~2 us per call.
-        fn("cpu", *args, 0, torch.get_num_threads())
+        fn("cpu", *args, 0, torch.get_num_threads() if threads is None else threads)
         return
     if t.device.type != "cuda":
         raise ValueError(f"ganrt kernels run on CPU or CUDA tensors, got a tensor on {t.device}")

@@ -7,7 +7,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ganrt.cli import CLIError
+from ganrt.backends import BACKENDS
+from ganrt.errors import CLIError
 
 if TYPE_CHECKING:
     from ganrt.runtime.model import Model
@@ -18,7 +19,7 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
         default="auto",
-        choices=("auto", "tensorrt", "onnxruntime", "torch"),
+        choices=("auto", *BACKENDS),
         help="inference backend (default: the fastest that can run MODEL here)",
     )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:<i> (default: auto)")
@@ -28,7 +29,7 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the runtime's expected failures (bad paths, artifacts, inputs, missing backends) into one line."""
-    from ganrt.runtime.errors import BackendUnavailableError
+    from ganrt.errors import BackendUnavailableError
 
     try:
         yield

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ganrt.cli import CLIError
+from ganrt.errors import CLIError
 from ganrt.runtime._cli_common import add_load_arguments, load_model, user_errors
 
 HELP = "Sample a grid of images from a DCGAN/CGAN generator or VAE decoder."
@@ -55,6 +55,11 @@ def run(args: argparse.Namespace) -> int:
     if labels is not None and len(labels) == 1:
         labels = labels[0]
     with load_model(args) as model, user_errors():
+        if model.task != "sample":
+            raise CLIError(
+                f"{args.model} is a {model.metadata.family} {model.task} model; `ganrt sample` needs a DCGAN/CGAN "
+                f"generator or a VAE decoder"
+            )
         images = model.sample(args.num, seed=seed, labels=labels)
         save_image(grid(images, args.nrow), args.output)
     Console(stderr=True).print(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ganrt.cli import CLIError
+from ganrt.errors import CLIError
 from ganrt.runtime._cli_common import add_load_arguments, load_model, user_errors
 
 HELP = "Translate image files with a Pix2Pix/CycleGAN model (engine, ONNX or run directory)."

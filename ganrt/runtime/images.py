@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ganrt.runtime.backends.base import host_tensor
+from ganrt.backends.base import host_tensor
 
 
 def is_float_tensor(images: Any) -> bool:

@@ -9,6 +9,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from ganrt.backends import BACKENDS
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -88,7 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--runtime",
-        choices=("auto", "onnxruntime", "tensorrt", "torch"),
+        choices=("auto", *BACKENDS),
         default="auto",
         help="ganrt.load backend running the models (default auto: the fastest available here)",
     )
@@ -117,7 +119,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ganrt.cli import CLIError
+    from ganrt.errors import CLIError
     from ganrt.serve.config import ServeConfig
     from ganrt.serve.server import parse_model_specs
 

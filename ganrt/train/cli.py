@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "Train a Pix2Pix, CycleGAN, VAE or DCGAN model into a run directory."
+from ganrt.families import FAMILIES
 
-FAMILIES = ("pix2pix", "cyclegan", "vae", "dcgan")
+HELP = "Train a Pix2Pix, CycleGAN, VAE or DCGAN model into a run directory."
 
 # (flag, dest, type or "bool", help, families that take it)
 _FAMILY_OPTIONS: tuple[tuple[str, str, object, str, tuple[str, ...]], ...] = (
@@ -82,8 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ganrt.cli import CLIError
     from ganrt.data import DataError
+    from ganrt.errors import CLIError
     from ganrt.train import TrainError, train
 
     family_options = {}

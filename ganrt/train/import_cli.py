@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ganrt.cli import CLIError
+    from ganrt.errors import CLIError
     from ganrt.models import UpstreamCheckpointError, import_upstream
     from ganrt.train.loop import check_run_dir, claim_run_dir
     from ganrt.train.options import TrainError

@@ -25,10 +25,10 @@ import torch
 
 from ganrt import __version__
 from ganrt.data import DataError, ImageDataset, Sample, fixed_batch, open_dataset, training_batch
+from ganrt.families import family as registry_family
 from ganrt.train.checkpoint import (
     STATE_DIR,
     CheckpointError,
-    atomic_write_text,
     has_checkpoint,
     load_optimizer_state,
     optimizer_state,
@@ -38,6 +38,7 @@ from ganrt.train.checkpoint import (
 from ganrt.train.families import FAMILY_CLASSES, Family
 from ganrt.train.options import DATA_KIND, FAMILIES, TrainError, lr_factor, resolve
 from ganrt.train.plots import save_loss_plot, save_png
+from ganrt.utils import atomic_write
 
 LOG_NAME = "log.jsonl"
 SAMPLES_DIR = "samples"
@@ -178,7 +179,7 @@ class _Log:
                 if entry["step"] <= keep_until:
                     kept.append(line)
                     self._remember(entry)
-        atomic_write_text(path, "".join(f"{line}\n" for line in kept))
+        atomic_write(path, "".join(f"{line}\n" for line in kept))
         self._file = path.open("a", encoding="utf-8")
 
     def _remember(self, entry: dict[str, Any]) -> None:
@@ -318,7 +319,7 @@ def train(
         raise TrainError(f"sample_every must be a positive integer, got {sample_every!r}")
 
     heldout_set = _heldout(spec, family, options)
-    fixed = _to(fixed_batch(heldout_set or dataset, N_FIXED if FAMILY_CLASSES[family].translation else 8), dev)
+    fixed = _to(fixed_batch(heldout_set or dataset, N_FIXED if registry_family(family).translation else 8), dev)
     heldout = _to(fixed_batch(heldout_set, N_HELDOUT), dev) if heldout_set is not None else None
 
     fork_devices = [dev.index or 0] if dev.type == "cuda" else []

@@ -71,7 +71,7 @@ def test_info_table(artifacts, capsys):
     "argv, match",
     [
         (["info", "missing.onnx"], "no such model file"),
-        (["sample", "{pix2pix_onnx}", "-o", "{tmp}/g.png"], r"sample\(\) needs a sampler"),
+        (["sample", "{pix2pix_onnx}", "-o", "{tmp}/g.png"], r"`ganrt sample` needs a DCGAN/CGAN generator"),
         (["translate", "{cgan_onnx}", "{tmp}", "-o", "{tmp}/out"], "use `ganrt sample`"),
         (["translate", "{pix2pix_onnx}", "{tmp}/nothing.png", "-o", "{tmp}/out"], "no such file or folder"),
         (["sample", "{cgan_onnx}", "-n", "0", "-o", "{tmp}/g.png"], "-n must be >= 1"),

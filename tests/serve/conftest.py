@@ -44,7 +44,7 @@ def build_sampler(path: Path) -> Path:
     import torch
     from torch import nn
 
-    from ganrt.export.metadata import ArtifactMetadata
+    from ganrt.artifact import ArtifactMetadata
 
     torch.manual_seed(0)
 
@@ -85,7 +85,7 @@ def build_translator(path: Path, *, width: int = 8) -> Path:
     import torch
     from torch import nn
 
-    from ganrt.export.metadata import ArtifactMetadata
+    from ganrt.artifact import ArtifactMetadata
 
     torch.manual_seed(1)
     net = nn.Sequential(

@@ -1,11 +1,18 @@
-"""What every backend provides: tensor specs and the :class:`Runner` interface."""
+"""What every backend provides: tensor specs and the :class:`Runner` interface (Polygraphy's split).
+
+A runner is created by its backend's ``load`` classmethod from an artifact path (the loader: an ONNX session,
+a deserialized TensorRT engine, a run directory's network) and owns what running needs: sessions, contexts,
+streams, buffers. Export's parity gate, the runtime (``ganrt.load``), ``ganrt bench`` and ``ganrt serve``
+all drive these same runners; input checks happen once, in :meth:`Runner.check_feeds`.
+"""
 
 from __future__ import annotations
 
 import abc
 import dataclasses
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -80,15 +87,33 @@ class Runner(abc.ABC):
     ``run`` takes torch tensors that already live on :attr:`device` (contiguous, graph dtypes) and writes into
     caller-owned output tensors, so callers can keep preallocated buffers; ``infer`` is the convenience form
     on host numpy arrays that allocates its outputs.
+
+    A backend is one module with one ``Runner`` subclass, registered in :data:`ganrt.backends.BACKENDS`;
+    ``artifacts`` names the artifact kinds its :meth:`load` reads (``onnx``, ``engine``, ``run``).
     """
 
-    backend: str
+    backend: ClassVar[str]
+    artifacts: ClassVar[tuple[str, ...]]
     device: str  # "cpu" or "cuda:<i>"
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     max_batch: int | None
     threads: int | None
     precision: str
+
+    @classmethod
+    @abc.abstractmethod
+    def load(
+        cls, path: Path, *, device: str = "cpu", device_index: int = 0, threads: int | None = None, **options: Any
+    ) -> Runner:
+        """Open the artifact at ``path`` on ``device`` (``"cpu"`` or ``"cuda"``); backend-specific
+        ``options``. Raises :class:`~ganrt.errors.ArtifactError` for unreadable artifacts and
+        :class:`~ganrt.errors.BackendUnavailableError` when the backend cannot run here."""
+
+    def metadata_props(self) -> dict[str, str] | None:
+        """The artifact's own string metadata (ONNX ``metadata_props``, an engine's sidecar, a run
+        directory's derived metadata), ``None`` when it carries none."""
+        return None
 
     @property
     def stream(self) -> torch.cuda.Stream | None:
@@ -120,28 +145,34 @@ class Runner(abc.ABC):
         """Release sessions, engines and device memory; the runner is unusable afterwards."""
 
     def check_feeds(self, feeds: Mapping[str, Any]) -> None:
-        """Raise a clear error for missing/unknown input names, wrong dtype, rank or static dimensions."""
-        names = {spec.name for spec in self.inputs}
-        missing = names - set(feeds)
-        unknown = set(feeds) - names
-        if missing or unknown:
-            raise ValueError(
-                f"feeds must name exactly the inputs {sorted(names)}; missing {sorted(missing)}, "
-                f"unknown {sorted(unknown)}"
-            )
+        """Raise ``ValueError``/``TypeError`` naming the input and the requirement for unknown or missing
+        names, a wrong dtype, rank or static dimension, an empty dimension, batches that differ between
+        inputs or exceed :attr:`max_batch`. The one input check every caller (runtime, serve, bench) uses."""
+        names = [spec.name for spec in self.inputs]
+        unknown = sorted(set(feeds) - set(names))
+        if unknown:
+            raise ValueError(f"no input {unknown[0]!r}; the inputs are {names}")
+        missing = [n for n in names if n not in feeds]
+        if missing:
+            raise ValueError(f"missing input {missing[0]!r}; the inputs are {names}")
         batch = None
         for spec in self.inputs:
             value = feeds[spec.name]
             spec.check(value)
-            if len(value.shape) and self.max_batch is not None and value.shape[0] > self.max_batch:
-                raise ValueError(
-                    f"input {spec.name!r} has batch {value.shape[0]}, above this model's "
-                    f"max_batch {self.max_batch}"
-                )
-            if len(value.shape):
-                if batch is not None and value.shape[0] != batch:
+            for axis, size in enumerate(value.shape):
+                if size < 1:
                     raise ValueError(
-                        f"all inputs must share the batch dimension, got {batch} and "
-                        f"{value.shape[0]} (input {spec.name!r})"
+                        f"input {spec.name!r} dimension {axis} must be >= 1, got shape {list(value.shape)}"
                     )
-                batch = value.shape[0]
+            if not len(value.shape):
+                continue
+            if batch is not None and value.shape[0] != batch:
+                raise ValueError(
+                    f"all inputs must have the same batch size (dimension 0), got {batch} and "
+                    f"{value.shape[0]} (input {spec.name!r})"
+                )
+            batch = value.shape[0]
+            if self.max_batch is not None and batch > self.max_batch:
+                raise ValueError(
+                    f"input {spec.name!r} has batch {batch}, above this model's maximum of {self.max_batch}"
+                )

@@ -29,7 +29,7 @@ def cuda_device_count() -> int:
 
 def require_cuda(index: int, *, what: str) -> None:
     """Raise a clear error when CUDA device ``index`` cannot be used for ``what``."""
-    from ganrt.runtime.errors import BackendUnavailableError
+    from ganrt.errors import BackendUnavailableError
 
     count = cuda_device_count()
     if count == 0:

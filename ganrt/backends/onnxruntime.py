@@ -1,4 +1,7 @@
-"""ONNX Runtime backend: the CPU execution provider tuned for the machine, CUDA provider with I/O binding."""
+"""ONNX Runtime backend: the CPU execution provider tuned for the machine, CUDA provider with I/O binding.
+
+The only place in ganrt that creates an ``onnxruntime.InferenceSession``.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ganrt.runtime._device import cuda_device_count, physical_cores, require_cuda
-from ganrt.runtime.backends.base import Runner, TensorSpec
-from ganrt.runtime.errors import ArtifactError, BackendUnavailableError
+from ganrt.backends.base import Runner, TensorSpec
+from ganrt.backends.device import cuda_device_count, physical_cores, require_cuda
+from ganrt.errors import ArtifactError, BackendUnavailableError
 
 if TYPE_CHECKING:
     import torch
@@ -61,6 +64,15 @@ class OnnxRuntimeRunner(Runner):
     """
 
     backend = "onnxruntime"
+    artifacts = ("onnx",)
+
+    @classmethod
+    def load(
+        cls, path: Path, *, device: str = "cpu", device_index: int = 0, threads: int | None = None, **options: Any
+    ) -> OnnxRuntimeRunner:
+        if options:
+            raise TypeError(f"onnxruntime takes no options {sorted(options)}")
+        return cls(path, device=device, device_index=device_index, threads=threads)
 
     def __init__(self, path: Path, *, device: str = "cpu", device_index: int = 0, threads: int | None = None):
         ort = _import_ort()
@@ -108,6 +120,14 @@ class OnnxRuntimeRunner(Runner):
             raise ArtifactError(
                 f"{path}: not a loadable ONNX model (truncated or corrupt?): {first}"
             ) from exc
+        if device == "cuda" and self.session.get_providers()[0] != "CUDAExecutionProvider":
+            # get_available_providers() lists what was compiled in; whether the CUDA provider really loaded
+            # (CUDA/cuDNN libraries present, driver new enough) only shows on the session.
+            raise BackendUnavailableError(
+                f"onnxruntime could not start its CUDA execution provider (session providers: "
+                f"{self.session.get_providers()}); check that the CUDA and cuDNN libraries onnxruntime-gpu "
+                f"{ort.__version__} needs are installed"
+            )
         self.path = path
         self.device = "cpu" if device == "cpu" else f"cuda:{device_index}"
         self._device_type, self._device_index = ("cpu", 0) if device == "cpu" else ("cuda", device_index)
@@ -119,7 +139,6 @@ class OnnxRuntimeRunner(Runner):
         self.precision = "fp16" if dtypes == {"float16"} else "fp32"
         self._binding = self.session.io_binding()
 
-    @property
     def metadata_props(self) -> dict[str, str]:
         """The model's ``metadata_props`` (ganrt's keys start with ``ganrt.``)."""
         return dict(self.session.get_modelmeta().custom_metadata_map)
@@ -132,24 +151,16 @@ class OnnxRuntimeRunner(Runner):
         binding = self._binding
         binding.clear_binding_inputs()
         binding.clear_binding_outputs()
-        for name, tensor in feeds.items():
-            binding.bind_input(
-                name,
-                self._device_type,
-                self._device_index,
-                _numpy_dtype(tensor),
-                tuple(tensor.shape),
-                tensor.data_ptr(),
-            )
-        for name, tensor in outputs.items():
-            binding.bind_output(
-                name,
-                self._device_type,
-                self._device_index,
-                _numpy_dtype(tensor),
-                tuple(tensor.shape),
-                tensor.data_ptr(),
-            )
+        for bind, tensors in ((binding.bind_input, feeds), (binding.bind_output, outputs)):
+            for name, tensor in tensors.items():
+                bind(
+                    name,
+                    self._device_type,
+                    self._device_index,
+                    _numpy_dtype(tensor),
+                    tuple(tensor.shape),
+                    tensor.data_ptr(),
+                )
         self.session.run_with_iobinding(binding)
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -1,0 +1,52 @@
+"""Helpers every stage needs, written once: atomic file writes and PSNR.
+
+Nothing here imports torch, so the CLI can use it without slowing ``ganrt --help``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a fresh temporary path beside ``path``; when the block succeeds, fsync it and rename it over
+    ``path``, so readers see the old file or the new one, never a partial one. On failure the temporary file
+    is removed and ``path`` is untouched.
+
+    The temporary name is unique (``mkstemp``), so concurrent writers of the same file never collide; it
+    starts with a dot and ends in ``.tmp``, so an interrupted write is easy to recognise and clean up.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
+    """Write ``data`` (bytes, or text as UTF-8) to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    return Path(path)
+
+
+def psnr(reference: np.ndarray, actual: np.ndarray, peak: float) -> float:
+    """PSNR in dB of ``actual`` against ``reference`` for a signal of peak-to-peak ``peak`` (2.0 for images in
+    [-1, 1], 255 for uint8 pictures); ``inf`` when they are identical. Computed in float64."""
+    mse = float(np.mean((np.asarray(reference, np.float64) - np.asarray(actual, np.float64)) ** 2))
+    return math.inf if mse == 0.0 else 10.0 * math.log10(peak * peak / mse)
