@@ -4,6 +4,7 @@
 backend        runner                                reads               devices
 =============  ====================================  ==================  ==========
 onnxruntime    :class:`~.onnxruntime.OnnxRuntimeRunner`  ``.onnx``        cpu, cuda
+openvino       :class:`~.openvino.OpenVinoRunner`    ``.onnx``           cpu
 tensorrt       :class:`~.tensorrt.TensorRTRunner`    ``.engine``/``.plan``  cuda
 torch          :class:`~.torch.TorchRunner`          run directories     cpu, cuda
 =============  ====================================  ==================  ==========
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 # backend name -> "module:class" of its runner (imported on first use).
 BACKENDS: dict[str, str] = {
     "onnxruntime": "ganrt.backends.onnxruntime:OnnxRuntimeRunner",
+    "openvino": "ganrt.backends.openvino:OpenVinoRunner",
     "tensorrt": "ganrt.backends.tensorrt:TensorRTRunner",
     "torch": "ganrt.backends.torch:TorchRunner",
 }
