@@ -1,10 +1,10 @@
-"""Central skipping of hardware-bound tests (nothing touches CUDA at import or collection time), and exports of
-every family shared by the backend and runtime tests."""
+"""Central skipping of hardware-bound tests (nothing touches CUDA at import or collection time), ganrt's cache
+folder for the session, and exports of every family shared by the backend and runtime tests."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -44,6 +44,18 @@ def _tensorrt_reason() -> str | None:
     if not torch.cuda.is_available():
         return "no CUDA device visible to torch (TensorRT tests move data with torch.cuda)"
     return None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ganrt_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """ganrt's cache root (OpenVINO's compiled models, backend selection records) in a temporary folder for
+    the whole session: tests never write to the real home, and the backend trial of ``ganrt.load(...,
+    backend="auto")`` runs once per artifact. Subprocesses inherit it."""
+    patch = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("ganrt-cache")
+    patch.setenv("GANRT_CACHE_DIR", str(root))
+    yield root
+    patch.undo()
 
 
 @pytest.fixture(scope="session")

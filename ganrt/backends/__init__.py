@@ -32,7 +32,7 @@ BACKENDS: dict[str, str] = {
 # artifact kind -> the backends that read it, preferred first.
 READERS: dict[str, tuple[str, ...]] = {
     "engine": ("tensorrt",),
-    "onnx": ("onnxruntime",),
+    "onnx": ("onnxruntime", "openvino"),
     "run": ("torch",),
 }
 

@@ -86,6 +86,7 @@ class Model:
         selected: str,
         metadata_source: str,
         encoder: Part | None = None,
+        selection: dict[str, Any] | None = None,
     ):
         self._main = main
         self._encoder = encoder
@@ -94,6 +95,7 @@ class Model:
         self._artifact = artifact
         self._selected = selected
         self._metadata_source = metadata_source
+        self._selection = selection
         self._lock = threading.RLock()
         # device -> the stream the caller had current, while a session runs (see _session)
         self._callers: dict[torch.device, torch.cuda.Stream] = {}
@@ -183,6 +185,9 @@ class Model:
             **self.metadata.describe(),
             "backend": runner.backend,
             "selected": self._selected,
+            # What runs: the artifact's own precision, or one the backend chose at load time (OpenVINO bf16).
+            "precision": runner.precision,
+            "artifact_precision": self.metadata.precision,
             "device": runner.device,
             "threads": runner.threads,
             "max_batch": runner.max_batch,
@@ -191,6 +196,8 @@ class Model:
             "outputs": [s.to_dict() for s in runner.outputs],
         }
         info.update(runner.info())
+        if self._selection is not None:
+            info["selection"] = self._selection
         if self._encoder is not None and self._encoder is not self._main:
             info["encoder"] = {
                 "inputs": [s.to_dict() for s in self._encoder.runner.inputs],

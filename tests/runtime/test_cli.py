@@ -58,7 +58,10 @@ def test_sample_grid(artifacts, tmp_path, capsys):
 def test_info_json(artifacts, capsys):
     assert main(["info", str(artifacts["vae_decoder_onnx"]), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["family"] == "vae" and info["task"] == "sample" and info["backend"] == "onnxruntime"
+    assert info["family"] == "vae" and info["task"] == "sample"
+    # The default backend is the selection's winner among the backends that read ONNX.
+    assert info["backend"] in ("onnxruntime", "openvino")
+    assert info["selection"]["winner"] == {"backend": info["backend"], "precision": info["precision"]}
 
 
 def test_info_table(artifacts, capsys):
