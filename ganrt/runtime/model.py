@@ -101,8 +101,12 @@ class Model:
         self._callers: dict[torch.device, torch.cuda.Stream] = {}
         self._workspace: collections.OrderedDict[tuple, dict[str, torch.Tensor]] = collections.OrderedDict()
         self._closed = False
-        # The pre/post kernels are memory-bound and tiny next to the network: two threads saturate them.
-        self._kernel_threads = max(1, min(main.runner.threads or 1, 2))
+        # The pre/post kernels run on the calling thread only. Single-threaded they take 0.2 ms (uint8 ->
+        # float) and 0.5 ms (back) for a 256x256 RGB image, but a second thread would come from torch's OpenMP
+        # team, whose wake-up lands while the backend's own pool (ONNX Runtime's, OpenVINO's) still spins
+        # after its call: on 2 cores each conversion then took 7-35 ms (benchmarks/runtime.py measures the
+        # overhead).
+        self._kernel_threads = 1
 
     # ------------------------------------------------------------------ properties
     @property
