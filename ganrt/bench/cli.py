@@ -9,10 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-HELP = "benchmark a model or a FAMILY on torch, torch.compile, ONNX Runtime, ganrt and TensorRT"
+HELP = "benchmark a model or a FAMILY on torch, torch.compile, ONNX Runtime, OpenVINO, ganrt and TensorRT"
 
 # Mirrors ganrt.bench.backends/loadgen (not imported here: `ganrt --help` must stay light).
-_BACKENDS = ("torch", "compile", "onnxruntime", "ganrt", "tensorrt")
+_BACKENDS = ("torch", "compile", "onnxruntime", "openvino", "openvino-bf16", "ganrt", "tensorrt")
 _SCENARIOS = ("single-stream", "offline", "server")
 _T = TypeVar("_T")
 

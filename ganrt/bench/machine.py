@@ -16,6 +16,7 @@ _LIBRARIES = (
     "torch",
     "onnxruntime",
     "onnxruntime-gpu",
+    "openvino",
     "onnx",
     "numpy",
     "tensorrt",

@@ -64,6 +64,16 @@ def test_info_json(artifacts, capsys):
     assert info["selection"]["winner"] == {"backend": info["backend"], "precision": info["precision"]}
 
 
+def test_info_with_a_forced_backend_and_precision(artifacts, capsys):
+    argv = ["info", str(artifacts["pix2pix_onnx"]), "--backend", "openvino", "--precision", "fp32", "--json"]
+    assert main(argv) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["backend"], info["precision"], info["inference_precision"]) == ("openvino", "fp32", "f32")
+    forced = ["info", str(artifacts["pix2pix_onnx"]), "--backend", "onnxruntime", "--precision", "bf16"]
+    assert main(forced) == 2
+    assert "precision='bf16' is not available" in capsys.readouterr().err
+
+
 def test_info_table(artifacts, capsys):
     assert main(["info", str(artifacts["pix2pix_run"])]) == 0
     out = capsys.readouterr().out
