@@ -4,14 +4,16 @@ Candidates are the backends that read ONNX (:data:`ganrt.backends.READERS`): ONN
 own precision, OpenVINO fp32 and, where the CPU computes bf16 natively, OpenVINO bf16. (The torch backend
 reads run directories, not ONNX.) On a first load:
 
-1. every candidate is loaded; one that cannot load here is listed with the reason (an artifact OpenVINO cannot
-   read leaves ONNX Runtime);
-2. reduced precisions pass ganrt's parity check or are dropped: their outputs on real bundled images (the
-   export parity gate's inputs, ``recipe.parity_samples`` of them) are compared with the artifact's fp32 output
-   against the family recipe's ``[parity.fp16]`` bound (PSNR and uint8 mean-abs);
-3. a short timed trial (:func:`ganrt.bench.timing.interleaved`, the loop every benchmark uses) runs each
-   candidate's ``Runner.run`` on one bundled image at the model's native size, batch 1, after one warm-up
-   call, for :data:`TRIAL_SECONDS` (at least :data:`TRIAL_MIN_ROUNDS`, at most :data:`TRIAL_MAX_ROUNDS` rounds);
+1. every candidate is loaded; one that cannot load here is listed with the reason (an artifact OpenVINO
+   cannot read leaves ONNX Runtime);
+2. every candidate runs on real bundled images (the export parity gate's inputs, ``recipe.parity_samples``
+   of them), and reduced precisions pass ganrt's parity check or are dropped: their outputs are compared with
+   the fp32 output against the family recipe's ``[parity.fp16]`` bound (PSNR and uint8 mean-abs);
+3. the same calls are the timed trial (:func:`ganrt.bench.timing.interleaved`, the loop every benchmark
+   uses): one interleaved round per image, batch 1, native size, the first round a warm-up; more rounds
+   follow on the first image until :data:`TRIAL_SECONDS` have passed since the first (at least
+   :data:`TRIAL_MIN_ROUNDS`, at most :data:`TRIAL_MAX_ROUNDS` timed rounds), so a model of half a second per
+   call costs the quality rounds and no more;
 4. the fastest median wins; a reduced precision must beat the best fp32 candidate by :data:`REDUCED_MIN_GAIN`
    to be worth its error, and a candidate within :data:`TIE` of an earlier one (ONNX Runtime first) does not
    displace it.
@@ -45,8 +47,8 @@ from ganrt.errors import ArtifactError, BackendUnavailableError, MetadataError
 from ganrt.runtime import cache
 
 RECORD_FORMAT = "ganrt-select/1"
-# Seconds of timed calls in the trial (after one warm-up call each), and its round limits: a model of a few
-# milliseconds stops at TRIAL_MAX_ROUNDS, one of half a second at TRIAL_MIN_ROUNDS.
+# Wall-clock seconds the trial's rounds may take, and its limits on timed rounds: a model of a few milliseconds
+# stops at TRIAL_MAX_ROUNDS, one of half a second after the quality rounds.
 TRIAL_SECONDS = 2.0
 TRIAL_MIN_ROUNDS = 2
 TRIAL_MAX_ROUNDS = 15
@@ -282,20 +284,23 @@ def _trial(
         md, roles = resolve(props, any_runner.inputs, any_runner.outputs, overrides, source=str(path))
         feeds, size, bundled = _feeds(any_runner, md)
         start = clock()
+        outputs, samples = _sample_rounds(runners, feeds, md)
         reference_c = next((c for c in candidates if c.precision == "fp32" and c in runners), None)
-        reference = runners[reference_c].infer(feeds) if reference_c is not None else None
         image_outputs = frozenset({roles.out_image} if roles.out_image else ())
         for c in [c for c in runners if c.precision == "bf16"]:
-            verdict = _quality(runners[c], feeds, reference, reference_c, md, image_outputs, bundled)
+            reference = outputs[reference_c] if reference_c is not None else None
+            verdict = _quality(outputs[c], reference, reference_c, md, image_outputs, bundled, c.backend)
             entries[c]["quality"] = verdict
             if not verdict["passed"]:
                 entries[c]["status"] = "rejected"
                 entries[c]["reason"] = verdict["why"]
                 runners.pop(c).close()
-        quality_s = clock() - start
-        start = clock()
-        medians, rounds = _time(runners, feeds) if len(runners) > 1 else ({}, 0)
+                del samples[c]
+        if len(runners) > 1:
+            _more_rounds(runners, feeds, md, samples, elapsed=clock() - start)
         trial_s = clock() - start
+        medians = {c: statistics.median(samples[c]) for c in runners} if len(runners) > 1 else {}
+        rounds = min((len(s) for s in samples.values()), default=0)
         for c, median in medians.items():
             entries[c]["median_ms"] = round(median * 1e3, 4)
         winner, why = _decide(medians) if medians else (next(iter(runners)), "the only candidate left")
@@ -315,9 +320,7 @@ def _trial(
         "seconds": TRIAL_SECONDS,
         "rounds": rounds,
         "inputs": f"{n} bundled images" if bundled else f"{n} fixed-seed random images",
-        # wall-clock seconds of the quality check (fp32 reference and reduced precisions on all n inputs)
-        # and of the timed trial (one warm-up call each included)
-        "quality_s": round(quality_s, 3),
+        # wall-clock seconds of the quality rounds (the first a warm-up), the check and any further rounds
         "trial_s": round(trial_s, 3),
     }
     reason = f"{winner.label} on cpu: {why}"
@@ -340,32 +343,102 @@ def _trial(
     return Selection(runners[winner], reason, record["precision_reason"], record)
 
 
-def _time(
-    runners: Mapping[Candidate, Runner], feeds: Mapping[str, np.ndarray]
-) -> tuple[dict[Candidate, float], int]:
-    """Median seconds of each runner's ``run`` on the first sample of ``feeds`` (the first batch of a static-batch
-    graph), interleaved; and the number of rounds."""
+def _batches(runner: Runner, feeds: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
+    """``feeds`` cut into the batches the trial runs: one sample each, or the graph's static batch."""
+    import torch
+
+    n = len(next(iter(feeds.values())))
+    b = next((s.shape[0] for s in runner.inputs if s.shape and s.shape[0] > 0), 1)
+    return [
+        {k: torch.from_numpy(np.ascontiguousarray(v[i : i + b])) for k, v in feeds.items()}
+        for i in range(0, n - b + 1, b)
+    ]
+
+
+def _output_buffers(runner: Runner, batch: Mapping[str, Any], md: Any) -> dict[str, Any]:
+    """Output tensors for ``runner`` on ``batch``: dynamic dims from the batch, the input image's H x W, or the
+    latent size."""
     import torch
 
     from ganrt.backends.base import torch_dtype
+
+    first = next(iter(batch.values()))
+    image = next((v for v in batch.values() if v.ndim == 4), None)
+    out = {}
+    for spec in runner.outputs:
+        dims = [first.shape[0]]
+        for axis, d in enumerate(spec.shape[1:], start=1):
+            if d > 0:
+                dims.append(d)
+            elif len(spec.shape) == 4 and axis == 1:
+                dims.append(md.out_channels)
+            elif len(spec.shape) == 4 and image is not None:
+                dims.append(image.shape[axis])
+            else:
+                dims.append(md.latent_dim if len(spec.shape) == 2 else md.image_size)
+        out[spec.name] = torch.empty(dims, dtype=torch_dtype(spec.dtype))
+    return out
+
+
+def _sample_rounds(
+    runners: Mapping[Candidate, Runner], feeds: Mapping[str, np.ndarray], md: Any
+) -> tuple[dict[Candidate, dict[str, np.ndarray]], dict[Candidate, list[float]]]:
+    """One interleaved round per batch of ``feeds`` (each candidate's ``run`` on the same batch, in an order
+    rotated every round): the rounds both collect every candidate's outputs for the quality check and time it.
+    The first round is the warm-up and is not counted. Returns outputs (all batches, concatenated) and seconds
+    per call."""
     from ganrt.bench.timing import interleaved
 
-    first = next(iter(runners.values())).inputs
-    batch = next((s.shape[0] for s in first if s.shape and s.shape[0] > 0), 1)  # a static batch, else 1
-    one_np = {k: np.ascontiguousarray(v[:batch]) for k, v in feeds.items()}
-    one = {k: torch.from_numpy(v) for k, v in one_np.items()}
+    order = list(runners)
+    outputs: dict[Candidate, dict[str, list[np.ndarray]]] = {c: {} for c in order}
+    samples: dict[Candidate, list[float]] = {c: [] for c in order}
+    buffers: dict[Candidate, dict[str, Any]] = {}
+    for r, batch in enumerate(_batches(runners[order[0]], feeds)):
+        calls = {}
+        for c in order[r % len(order) :] + order[: r % len(order)]:
+            outs = buffers.setdefault(c, _output_buffers(runners[c], batch, md))
+            calls[c.label] = lambda run=runners[c].run, b=batch, o=outs: run(b, o)
+        times = interleaved(calls, rounds=1, warmup=0, settle_s=TRIAL_SETTLE_S)
+        for c in order:
+            if r:
+                samples[c] += times[c.label]
+            for name, value in buffers[c].items():
+                outputs[c].setdefault(name, []).append(value.numpy().copy())
+    joined = {c: {k: np.concatenate(v) for k, v in outs.items()} for c, outs in outputs.items()}
+    return joined, samples
+
+
+def _more_rounds(
+    runners: Mapping[Candidate, Runner],
+    feeds: Mapping[str, np.ndarray],
+    md: Any,
+    samples: dict[Candidate, list[float]],
+    *,
+    elapsed: float,
+) -> None:
+    """Further interleaved rounds on the first batch until :data:`TRIAL_SECONDS` have passed since the trial
+    began (and at least :data:`TRIAL_MIN_ROUNDS`, at most :data:`TRIAL_MAX_ROUNDS` rounds were timed)."""
+    from ganrt.bench.timing import interleaved
+
+    done = min(len(s) for s in samples.values())
+    remaining = TRIAL_SECONDS - elapsed
+    if done >= TRIAL_MAX_ROUNDS or (done >= TRIAL_MIN_ROUNDS and remaining <= 0):
+        return
+    batch = _batches(next(iter(runners.values())), feeds)[0]
     calls = {}
     for c, runner in runners.items():
-        # infer() both warms the runner up at this shape and says what the output buffers look like.
-        shapes = {k: v.shape for k, v in runner.infer(one_np).items()}
-        outs = {s.name: torch.empty(shapes[s.name], dtype=torch_dtype(s.dtype)) for s in runner.outputs}
-        calls[c.label] = lambda r=runner, o=outs: r.run(one, o)
+        outs = _output_buffers(runner, batch, md)
+        calls[c.label] = lambda run=runner.run, o=outs: run(batch, o)
     times = interleaved(
-        calls, seconds=TRIAL_SECONDS, rounds=TRIAL_MAX_ROUNDS, min_rounds=TRIAL_MIN_ROUNDS, warmup=0,
+        calls,
+        seconds=max(remaining, 0.0),
+        rounds=TRIAL_MAX_ROUNDS - done,
+        min_rounds=max(1, TRIAL_MIN_ROUNDS - done),
+        warmup=0,
         settle_s=TRIAL_SETTLE_S,
-    )  # fmt: skip
-    medians = {c: statistics.median(times[c.label]) for c in runners}
-    return medians, len(next(iter(times.values())))
+    )
+    for c in runners:
+        samples[c] += times[c.label]
 
 
 def _precision_reason(
@@ -413,15 +486,15 @@ def _feeds(runner: Runner, md: Any) -> tuple[dict[str, np.ndarray], tuple[int, i
 
 
 def _quality(
-    runner: Runner,
-    feeds: Mapping[str, np.ndarray],
+    got: Mapping[str, np.ndarray],
     reference: Mapping[str, np.ndarray] | None,
     reference_c: Candidate | None,
     md: Any,
     image_outputs: frozenset[str],
     bundled: bool,
+    backend: str,
 ) -> dict[str, Any]:
-    """The parity check of a reduced-precision runner against the fp32 reference output."""
+    """The parity check of a reduced-precision candidate's outputs ``got`` against the fp32 reference's."""
     from ganrt.export.parity import compare
     from ganrt.export.recipe import load_recipe
 
@@ -430,8 +503,7 @@ def _quality(
         return {"passed": False, "why": "no fp32 candidate loaded to check it against"}
     if not bundled:
         return {"passed": False, "why": f"no bundled {md.in_channels}-channel images to check it on"}
-    got = runner.infer(feeds)
-    n = len(next(iter(feeds.values())))
+    n = len(next(iter(got.values())))
     lo, hi = md.value_range
 
     def standard(outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -446,7 +518,7 @@ def _quality(
         standard(got),
         thresholds=thresholds,
         image_outputs=image_outputs,
-        backend=runner.backend,
+        backend=backend,
     )
     psnr = min(r.psnr for r in rows)
     levels = [r.uint8_mean_abs for r in rows if r.uint8_mean_abs is not None]
