@@ -2,9 +2,10 @@
 
 Runs ``ganrt bench`` (``ganrt.bench.benchmark``) on each family with random weights, batch 1 and 8, every
 backend in one process with interleaved rounds on the same inputs. On CPU that is PyTorch eager (ganrt's fused
-ops inside), ONNX Runtime and the ganrt runtime; TensorRT is listed with the reason it cannot run, and
-torch.compile is left out (compiling unet_256 takes minutes on 2 cores). On a CUDA machine (``--device cuda``)
-every backend runs at fp32 and fp16 (see benchmarks/gpu.sh).
+ops inside), ONNX Runtime, OpenVINO fp32 and bf16 (bare peers, on CPUs with native bf16) and the ganrt runtime
+(``ganrt.load`` with its own choice of backend and precision, named in the table); TensorRT is listed with the
+reason it cannot run, and torch.compile is left out (compiling unet_256 takes minutes on 2 cores). On a CUDA
+machine (``--device cuda``) every backend runs at fp32 and fp16 (see benchmarks/gpu.sh).
 
 Writes benchmarks/results/models_cpu.json (``models_<gpu-name>.json`` on CUDA) and prints a markdown table.
 Usage: python benchmarks/models.py [--device cpu|cuda] [--backends ...] [--precision fp32,fp16]
@@ -14,13 +15,15 @@ Usage: python benchmarks/models.py [--device cpu|cuda] [--backends ...] [--preci
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FAMILIES = ("pix2pix", "cyclegan")
-CPU_BACKENDS = ("torch", "onnxruntime", "ganrt", "tensorrt")
+CPU_BACKENDS = ("torch", "onnxruntime", "openvino", "openvino-bf16", "ganrt", "tensorrt")
 GPU_BACKENDS = ("torch", "compile", "onnxruntime", "ganrt", "tensorrt")
 
 
@@ -48,7 +51,8 @@ def markdown(data: dict[str, Any]) -> str:
     libraries = machine["libraries"]
     intro = (
         f"Model level, 256×256, random weights, {data['device']}: {device}; "
-        f"torch {libraries.get('torch', '?')}, onnxruntime {libraries.get('onnxruntime', '?')}. "
+        f"torch {libraries.get('torch', '?')}, onnxruntime {libraries.get('onnxruntime', '?')}, "
+        f"openvino {libraries.get('openvino', '–')}. "
         f"Latency in ms (interleaved rounds, {data['duration_s']:g} s per backend and case); "
         f"cold = load + first inference. Reproduce: `{data['command']}`."
     )
@@ -77,8 +81,12 @@ def markdown(data: dict[str, Any]) -> str:
             lat = r["latency_ms"]
             mem = r["memory"].get("cuda_footprint_mb", r["memory"]["footprint_mb"])
             speedup = base["latency_ms"]["median_ms"] / lat["median_ms"] if base else None
+            backend = r["backend"]
+            info = r.get("info") or {}
+            if backend == "ganrt" and "backend" in info:  # the runtime's own choice
+                backend += f" ({info['backend']} {info.get('precision', '')})".rstrip()
             lines.append(
-                f"| {arch} | {r['precision']} | {r['batch']} | {r['backend']} | {_fmt(lat['median_ms'])} | "
+                f"| {arch} | {r['precision']} | {r['batch']} | {backend} | {_fmt(lat['median_ms'])} | "
                 f"{_fmt(lat['p90_ms'])} | {_fmt(lat['p99_ms'])} | {lat['cv']:.0%} | "
                 f"{_fmt(r['throughput_sps'])} | {r['cold_start_s']:.2f} | {mem:.0f} | "
                 f"{_fmt(speedup) + '×' if speedup else '–'} |"
@@ -130,6 +138,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     backends = args.backends or (GPU_BACKENDS if cuda else CPU_BACKENDS)
     precisions = args.precision or (("fp32", "fp16") if cuda else ("fp32",))
     reports = []
+    # ganrt's backend selection and OpenVINO's compiled models start from an empty cache, so ganrt's cold
+    # start is a first load (trial and compilation included) wherever this runs.
+    cache = tempfile.TemporaryDirectory(prefix="ganrt-models-cache-")
+    os.environ["GANRT_CACHE_DIR"] = cache.name
     for family in args.families:
         settings = BenchSettings(
             backends=backends,
@@ -143,6 +155,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             threads=args.threads,
         )
         reports.append(benchmark(family, settings, progress=sys.stderr.isatty()))
+    cache.cleanup()
     machine = reports[0]["machine"]
     command = "python benchmarks/models.py" + (
         "" if argv is None and len(sys.argv) == 1 else " " + " ".join(sys.argv[1:] if argv is None else argv)

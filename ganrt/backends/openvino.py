@@ -269,8 +269,8 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
 
 
 def _drop_damaged_blobs(folder: Path) -> list[str]:
-    """Remove every blob in ``folder`` whose size or CRC-32 differs from the manifest, or that the manifest does
-    not know (written by a compile that never finished); returns their names."""
+    """Remove every blob in ``folder`` whose size or CRC-32 differs from the manifest, or that the manifest
+    does not know (written by a compile that never finished); returns their names."""
     known = _read_manifest(folder)
     removed = []
     for blob in sorted(folder.glob("*.blob")):

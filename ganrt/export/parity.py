@@ -54,8 +54,9 @@ def sample_feeds(
     latent_dim: int,
     num_classes: int,
 ) -> dict[str, np.ndarray]:
-    """The parity inputs for graph ``inputs`` (objects with ``name``, ``dtype``, ``shape``: a plan's tensors
-    or a runner's :class:`~ganrt.backends.base.TensorSpec`), ``n`` samples, images at ``height`` x ``width``."""
+    """The parity inputs for graph ``inputs`` (objects with ``name``, ``dtype``, ``shape``: a plan's
+    tensors or a runner's :class:`~ganrt.backends.base.TensorSpec`), ``n`` samples, images at ``height`` x
+    ``width``."""
     from ganrt.data import sample_images
     from ganrt.ops import images_to_tensor, standard_normal
 

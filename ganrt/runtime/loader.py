@@ -270,8 +270,8 @@ def _open(
         exported = _exported_precision(where)
         if wanted is not None and (backend != "onnxruntime" or wanted != exported):
             raise ValueError(
-                f"{where}: precision={wanted!r} on {dev}: ONNX Runtime runs this artifact at the precision it "
-                f"was exported with ({exported}); OpenVINO's fp32/bf16 run on the CPU (device='cpu')"
+                f"{where}: precision={wanted!r} on {dev}: ONNX Runtime runs this artifact at the precision "
+                f"it was exported with ({exported}); OpenVINO's fp32/bf16 run on the CPU (device='cpu')"
             )
     runner = runner_class(backend).load(
         where, device=dev, device_index=request.index, threads=request.threads, **options

@@ -47,8 +47,8 @@ from ganrt.errors import ArtifactError, BackendUnavailableError, MetadataError
 from ganrt.runtime import cache
 
 RECORD_FORMAT = "ganrt-select/1"
-# Wall-clock seconds the trial's rounds may take, and its limits on timed rounds: a model of a few milliseconds
-# stops at TRIAL_MAX_ROUNDS, one of half a second after the quality rounds.
+# Wall-clock seconds the trial's rounds may take, and its limits on timed rounds: a model of a few
+# milliseconds stops at TRIAL_MAX_ROUNDS, one of half a second after the quality rounds.
 TRIAL_SECONDS = 2.0
 TRIAL_MIN_ROUNDS = 2
 TRIAL_MAX_ROUNDS = 15
@@ -356,8 +356,8 @@ def _batches(runner: Runner, feeds: Mapping[str, np.ndarray]) -> list[dict[str, 
 
 
 def _output_buffers(runner: Runner, batch: Mapping[str, Any], md: Any) -> dict[str, Any]:
-    """Output tensors for ``runner`` on ``batch``: dynamic dims from the batch, the input image's H x W, or the
-    latent size."""
+    """Output tensors for ``runner`` on ``batch``: dynamic dims from the batch, the input image's H x W, or
+    the latent size."""
     import torch
 
     from ganrt.backends.base import torch_dtype

@@ -1,5 +1,5 @@
-"""The OpenVINO runner: parity with ONNX Runtime and PyTorch on every family (dynamic batch and H/W), bf16 and its
-refusal without native support, the compiled-model cache, unreadable artifacts."""
+"""The OpenVINO runner: parity with ONNX Runtime and PyTorch on every family (dynamic batch and H/W), bf16
+and its refusal without native support, the compiled-model cache, unreadable artifacts."""
 
 from __future__ import annotations
 
@@ -95,10 +95,10 @@ def test_bf16_stays_within_the_recipes_reduced_precision_bound(key: str, family_
             if md.task != "encode"
             else frozenset()
         )
+        bound = load_recipe(None, md.family).thresholds["fp16"]
         rows = compare(
-            reference.infer(feeds), ov.infer(feeds), thresholds=load_recipe(None, md.family).thresholds["fp16"],
-            image_outputs=images, backend="openvino",
-        )  # fmt: skip
+            reference.infer(feeds), ov.infer(feeds), thresholds=bound, image_outputs=images, backend="openvino"
+        )
         assert all(r.passed for r in rows), [str(r) for r in rows]
         assert min(r.psnr for r in rows) >= BF16_PSNR_DB
     finally:

@@ -1,5 +1,5 @@
-"""ganrt's default (``ganrt.load`` with every choice left to it) against the fp32 PyTorch model, for every family
-on real bundled images: at least 40 dB PSNR, whichever backend and precision the selection picked here."""
+"""ganrt's default (``ganrt.load`` with every choice left to it) against the fp32 PyTorch model, for every
+family on real bundled images: at least 40 dB PSNR, whichever backend and precision the selection picked."""
 
 from __future__ import annotations
 
