@@ -10,6 +10,8 @@ Routes (``{name}`` is a served model; ``/versions/{version}`` variants accept ve
   ``seed``
   (and ``labels`` for class-conditional models) as query parameters or a JSON object -> PNG grid.
 - ``GET  /metrics``: Prometheus text format (see :mod:`ganrt.serve.metrics`).
+- ``GET  /`` (the web page), ``GET /v1/models``, ``POST /v1/models/{name}/encode|interpolate``: see
+  :mod:`ganrt.serve.ui`.
 
 Every error is JSON ``{"error": "<what is wrong>"}`` with a 4xx status for bad requests (unknown model, wrong
 shape or datatype, undecodable image, body too large, wrong content type), 503 + ``Retry-After`` for a full
@@ -545,7 +547,8 @@ def _sample_labels(params: Mapping[str, Any], served: ServedModel, n: int) -> np
 
 @_endpoint("sample")
 async def sample(request: Request, state: ServerState) -> Response:
-    """``n``, ``seed``, ``labels`` -> PNG grid, identical to ``model.sample(n, seed=seed)``.
+    """``n``, ``seed``, ``labels``, ``nrow`` -> PNG grid, identical to ``ganrt sample -n N --seed S [--labels L]
+    [--nrow R]``.
 
     Latents are drawn here exactly as ``Model.sample`` draws them (Philox ``standard_normal`` from the seed),
     so concurrent sample requests are merged into one ``model.decode`` call.
@@ -571,11 +574,12 @@ async def sample(request: Request, state: ServerState) -> Response:
                 400, f"the body must be a JSON object with 'n', 'seed', 'labels', got {type(doc).__name__}"
             )
         params.update(doc)
-    unknown = sorted(set(params) - {"n", "seed", "labels"})
+    unknown = sorted(set(params) - {"n", "seed", "labels", "nrow"})
     if unknown:
-        raise ApiError(400, f"unknown sample parameter {unknown[0]!r}; expected n, seed, labels")
+        raise ApiError(400, f"unknown sample parameter {unknown[0]!r}; expected n, seed, labels, nrow")
     n = _int_param(params, "n", default=1, lo=1, hi=state.config.max_sample)
     assert n is not None
+    nrow = _int_param(params, "nrow", default=None, lo=1, hi=n)
     seed = _int_param(params, "seed", default=None, lo=0, hi=2**64 - 1)
     if seed is None:
         seed = secrets.randbits(63)
@@ -592,7 +596,7 @@ async def sample(request: Request, state: ServerState) -> Response:
     result = await _run_model(
         state, served, lambda: served.batcher.run(run, feeds, kind="sample", timeout_s=timeout_s), timeout_s
     )
-    png = await asyncio.to_thread(lambda: imgs.encode_png(runtime_images.grid(result["images"])))
+    png = await asyncio.to_thread(lambda: imgs.encode_png(runtime_images.grid(result["images"], nrow)))
     return Response(png, media_type="image/png", headers={"X-Ganrt-Seed": str(seed)})
 
 
@@ -621,6 +625,10 @@ def create_app(models: Mapping[str, Model | Sequence[Model]], config: ServeConfi
     the running calls. The models stay open: whoever loaded them closes them. ``app.state.ganrt`` is the
     :class:`ServerState`.
     """
+    from starlette.middleware import Middleware
+
+    from ganrt.serve import ui
+
     config = config or ServeConfig()
     state = ServerState(models, config)
 
@@ -655,7 +663,13 @@ def create_app(models: Mapping[str, Model | Sequence[Model]], config: ServeConfi
         Route("/v1/models/{name}/translate", translate, methods=["POST"]),
         Route("/v1/models/{name}/sample", sample, methods=["POST"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *ui.routes(config),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error})
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error},
+        middleware=[Middleware(ui.LatencyHeader)],
+    )
     app.state.ganrt = state
     return app
