@@ -12,9 +12,10 @@ const DEBOUNCE_MS = 120;
 export function translatorPanel(card) {
   const [nativeH, nativeW] = card.fixed_size ?? [card.image_size, card.image_size];
   const side = Math.max(nativeH, nativeW);
-  const lead = card.fixed_size
-    ? `Draw on the ${nativeW}×${nativeH} canvas or upload an image; other sizes are resized to ${nativeW}×${nativeH} and back.`
-    : `Draw on the ${nativeW}×${nativeH} canvas or upload an image; other sizes are padded to a multiple of ${card.multiple} and cropped back.`;
+  const otherSizes = card.fixed_size
+    ? `other sizes are resized to ${nativeW}×${nativeH} and back`
+    : `other sizes are padded to a multiple of ${card.multiple} and cropped back`;
+  const lead = `Draw on the ${nativeW}×${nativeH} canvas, or upload or drop an image on it; ${otherSizes}.`;
   const { section, body, status, lane } = panel(card, lead);
 
   const canvas = h('canvas', {
@@ -214,7 +215,7 @@ export function translatorPanel(card) {
 
   const inputFigure = h('figure', { class: 'io-cell' },
     h('div', { class: 'frame drop', title: 'Drop an image here' }, canvas),
-    h('figcaption', {}, h('strong', {}, 'Input'), ' ', inputNote, h('span', { class: 'note' }, ' · or drop an image on it')));
+    h('figcaption', {}, h('strong', {}, 'Input'), ' ', inputNote));
   dropTarget(inputFigure, loadFile, (err) => lane.showError(err));
 
   body.append(
