@@ -3,8 +3,8 @@
 Each model is trained for a few seconds with ``ganrt.train`` on a built-in dataset and, where a user would,
 exported with ``ganrt.export`` (parity-gated): a Pix2Pix U-Net with dynamic height/width (other sizes are
 padded), a CycleGAN ResNet with a fixed 32x32 input (other sizes are resized), a VAE run directory (decoder
-and encoder), the same VAE's decoder alone, a DCGAN and a class-conditional DCGAN. The references the page
-must match are the same files loaded in this process with ``ganrt.load``.
+and encoder), the same VAE's decoder alone, a DCGAN, a class-conditional DCGAN and the VAE's encoder alone.
+The references the page must match are the same files loaded in this process with ``ganrt.load``.
 """
 
 from __future__ import annotations
@@ -116,6 +116,7 @@ def _train_and_export(root: Path) -> dict[str, Path]:
         "vae_decoder": onnx(vae, "vae_decoder.onnx", part="decoder"),
         "dcgan": onnx(dcgan, "dcgan.onnx"),
         "cgan": onnx(cgan, "cgan.onnx"),
+        "vae_encoder": onnx(vae, "vae_encoder.onnx", part="encoder"),
     }
 
 

@@ -49,6 +49,13 @@ def test_models_listing_describes_each_task(ui_server, ui_models):
     assert dec["encoder"] is False and dec["endpoints"] == ["sample", "interpolate"] and dec["examples"] == []
     assert (dec["latent_dim"], dec["image_size"], dec["in_channels"]) == (8, 16, 1)
     assert cards["cgan"]["num_classes"] == 10 and cards["dcgan"]["num_classes"] == 0
+    enc = cards["vae_encoder"]
+    assert (enc["task"], enc["encoder"], enc["endpoints"], enc["fixed_size"]) == (
+        "encode",
+        True,
+        ["encode"],
+        [16, 16],
+    )
 
 
 def test_examples_are_served_and_are_what_the_listing_says(ui_server):
@@ -111,6 +118,21 @@ def test_encode_equals_model_encode(ui_server, ui_reference, faces):
     got = r.json()
     np.testing.assert_array_equal(np.asarray(got["mu"], np.float32), mu[0])
     np.testing.assert_array_equal(np.asarray(got["logvar"], np.float32), logvar[0])
+
+
+def test_encoder_served_alone(ui_server, ui_reference, faces):
+    r = _post(
+        ui_server,
+        "/v1/models/vae_encoder/encode",
+        content=png_bytes(faces[1]),
+        headers={"content-type": "image/png"},
+    )
+    assert r.status_code == 200, r.text
+    np.testing.assert_array_equal(
+        np.asarray(r.json()["mu"], np.float32), ui_reference["vae_encoder"].encode(faces[1])[0][0]
+    )
+    r = _post(ui_server, "/v1/models/vae_encoder/interpolate", json={"a": 1, "b": 2})
+    assert r.status_code == 400 and "needs a sampler" in r.json()["error"]
 
 
 def test_encode_errors(ui_server):
