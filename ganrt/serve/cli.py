@@ -111,6 +111,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="CPU threads per instance (default: physical cores / instances)",
     )
     parser.add_argument(
+        "--no-ui",
+        action="store_true",
+        help="do not serve the web page at / (the /v1 and /v2 APIs stay)",
+    )
+    parser.add_argument(
         "--log-level",
         default="warning",
         choices=("critical", "error", "warning", "info", "debug"),
@@ -133,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
             max_pixels=args.max_pixels,
             max_sample=args.max_sample,
             max_connections=args.max_connections,
+            ui=not args.no_ui,
         )
         specs = parse_model_specs(args.models)
     except ValueError as exc:
@@ -181,7 +187,8 @@ def run(args: argparse.Namespace) -> int:
         from ganrt.serve.server import serve
 
         def announce(host: str, port: int) -> None:
-            print(f"ganrt serve: listening on http://{host}:{port} ({', '.join(models)})", flush=True)
+            page = "; web page at /" if config.ui else ""
+            print(f"ganrt serve: listening on http://{host}:{port} ({', '.join(models)}){page}", flush=True)
 
         serve(
             models,

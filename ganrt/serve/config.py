@@ -14,7 +14,8 @@ class ServeConfig:
     requests waiting per model before 503, ``timeout_s`` per request (body upload, and queue + inference),
     ``max_body_bytes`` per request body (after decompression), ``max_pixels`` per decoded image,
     ``max_sample`` images per ``/v1 sample``, ``max_connections`` open at once (beyond it uvicorn answers
-    503; memory for request bodies stays below about ``max_connections * max_body_bytes``).
+    503; memory for request bodies stays below about ``max_connections * max_body_bytes``), ``ui`` serves the
+    web page at ``/`` (:mod:`ganrt.serve.ui`).
     """
 
     max_batch: int = 8
@@ -26,6 +27,7 @@ class ServeConfig:
     max_sample: int = 64
     max_connections: int = 1024
     retry_after_s: int = 1
+    ui: bool = True
 
     def __post_init__(self) -> None:
         positive = (
