@@ -7,7 +7,8 @@
 //   (1e4 +- 1) keep their variance and xhat stays exact to fp32 precision.
 // * Split path (larger planes): several blocks per plane. Each block writes the (mean, m2) of its 4096-element
 //   chunk, a second kernel merges a plane's chunks with Chan's formula in fp64 (a warp per plane, fixed order,
-//   hence deterministic), and an elementwise kernel normalizes.
+//   hence deterministic), and an elementwise kernel normalizes. The partial statistics live in a workspace the
+//   caller passes in the params (instance_norm_act_*_workspace_cuda() bytes).
 // Backward mirrors this with the two sums sum(g) and sum(g * xhat) per plane.
 #include "common/activation.h"
 #include "common/welford.h"
@@ -349,6 +350,19 @@ __global__ void __launch_bounds__(kSplitThreads)
 
 constexpr int kMergeThreads = 256;  // 8 planes per block in the merge kernels
 
+// Split-path scratch: per (plane, chunk) partial statistics, plus (forward) the low part of each plane's mean.
+size_t forward_workspace(int64_t n, int64_t c, int64_t plane_size) {
+  if (plane_size <= kOnePassMax) return 0;
+  const int64_t planes = n * c, chunks = (plane_size + kSplitChunk - 1) / kSplitChunk;
+  return static_cast<size_t>(planes * chunks) * sizeof(ChunkStats) + static_cast<size_t>(planes) * sizeof(float);
+}
+
+size_t backward_workspace(int64_t n, int64_t c, int64_t plane_size) {
+  if (plane_size <= kOnePassMax) return 0;
+  const int64_t planes = n * c, chunks = (plane_size + kSplitChunk - 1) / kSplitChunk;
+  return static_cast<size_t>(planes * chunks) * sizeof(float2);
+}
+
 void check_grid(int64_t blocks, const char* op) {
   if (blocks > 0x7FFFFFFF)
     throw Error(std::string(op) + ": " + std::to_string(blocks) + " blocks exceed the CUDA grid limit (2^31 - 1)");
@@ -386,9 +400,8 @@ void forward_cuda(const InstanceNormActParams& p, cudaStream_t stream) {
     const int64_t chunks = (m + kSplitChunk - 1) / kSplitChunk;
     const int64_t blocks = planes * chunks;
     check_grid(blocks, op);
-    cuda::StreamScratch scratch(static_cast<size_t>(blocks) * sizeof(ChunkStats) + planes * sizeof(float), stream,
-                                op);
-    ChunkStats* partial = scratch.as<ChunkStats>();
+    cuda::check_workspace(p.workspace, p.workspace_bytes, forward_workspace(p.n, p.c, m), op);
+    ChunkStats* partial = static_cast<ChunkStats*>(p.workspace);
     float* mean_lo = reinterpret_cast<float*>(partial + blocks);
     forward_chunk_stats_kernel<T><<<static_cast<unsigned>(blocks), kSplitThreads, 0, stream>>>(p, chunks, partial);
     cuda::check_launch(op);
@@ -416,8 +429,8 @@ void backward_cuda(const InstanceNormActBackwardParams& p, cudaStream_t stream) 
     const int64_t chunks = (m + kSplitChunk - 1) / kSplitChunk;
     const int64_t blocks = planes * chunks;
     check_grid(blocks, op);
-    cuda::StreamScratch scratch(static_cast<size_t>(blocks) * sizeof(float2), stream, op);
-    float2* partial = scratch.as<float2>();
+    cuda::check_workspace(p.workspace, p.workspace_bytes, backward_workspace(p.n, p.c, m), op);
+    float2* partial = static_cast<float2*>(p.workspace);
     backward_chunk_sums_kernel<T><<<static_cast<unsigned>(blocks), kSplitThreads, 0, stream>>>(p, chunks, partial);
     cuda::check_launch(op);
     backward_merge_kernel<<<cuda::grid_for(planes, kMergeThreads / 32, 0x7FFFFFFF), kMergeThreads, 0, stream>>>(
@@ -435,6 +448,14 @@ void backward_cuda(const InstanceNormActBackwardParams& p, cudaStream_t stream) 
 void instance_norm_act_forward_cuda(const InstanceNormActParams& p, DType dtype, void* stream) {
   cuda::dispatch_cuda_float(dtype, "instance_norm_act_forward_cuda",
                             [&](auto t) { forward_cuda<typename decltype(t)::type>(p, cuda::as_stream(stream)); });
+}
+
+size_t instance_norm_act_forward_workspace_cuda(int64_t n, int64_t c, int64_t plane_size) {
+  return forward_workspace(n, c, plane_size);
+}
+
+size_t instance_norm_act_backward_workspace_cuda(int64_t n, int64_t c, int64_t plane_size) {
+  return backward_workspace(n, c, plane_size);
 }
 
 void instance_norm_act_backward_cuda(const InstanceNormActBackwardParams& p, DType dtype, void* stream) {
