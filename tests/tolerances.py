@@ -7,7 +7,9 @@ are judged relative to their size.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -114,6 +116,24 @@ UPSTREAM_ATOL = 1e-4
 # Half-precision networks on CUDA: error vs float32 at most HALF_ERROR_FACTOR times the stock network's error in
 # the same dtype, plus this floor for outputs that both get (nearly) exact.
 NETWORK_HALF_ERROR_FLOOR = 1e-3
+
+
+@contextlib.contextmanager
+def full_fp32() -> Iterator[None]:
+    """Full-precision fp32 convolutions and matmuls on CUDA inside the block.
+
+    cuDNN runs fp32 convolutions in TF32 by default (inputs rounded to a 10-bit mantissa: ~1e-3 relative error
+    per convolution), far outside the float32 tolerances above; every GPU-vs-CPU fp32 comparison of networks
+    runs inside this. Set through the ``fp32_precision`` API only: torch raises when it is mixed with the
+    legacy ``allow_tf32`` flags.
+    """
+    conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
+    before = conv.fp32_precision, matmul.fp32_precision
+    conv.fp32_precision = matmul.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        conv.fp32_precision, matmul.fp32_precision = before
 
 
 def assert_close(actual: torch.Tensor, expected: torch.Tensor, tol: Tol, what: str = "") -> None:
