@@ -94,6 +94,13 @@ RESIZED_TRANSLATION_PSNR_DB = 58.0
 # A float32 TensorRT engine (TF32 off, see ganrt/export/tensorrt.py) against ONNX Runtime on the CPU: TensorRT
 # picks its own convolution tactics and accumulation orders, so rounding differs about a digit more than ONNX's.
 TENSORRT = Tol(atol=1e-3, rtol=0.0)
+# The torch backend on CUDA in float32 against the CPU, uint8 pictures out: TF32 convolutions (cuDNN's default,
+# which ganrt.load keeps: inputs rounded to a 10-bit mantissa) move outputs by ~1e-3 of their [-1, 1] range, a
+# quarter of one uint8 level, so a rounding tie flips at most one level.
+TORCH_CUDA_FP32_LEVELS = 1
+# The same network in fp16/bf16 (channels_last, CUDA graphs) against float32 on the CPU, as [-1, 1] images: the
+# bound the export recipes put on fp16 artifacts.
+TORCH_CUDA_HALF_PSNR_DB = 40.0
 
 # ganrt.bench's memory figures: within this many MiB of what a test allocates (allocator and interpreter noise),
 # and sums of figures rounded to 0.1 MiB each within MEMORY_ROUNDING_MB of the rounded sum.
