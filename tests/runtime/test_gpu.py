@@ -75,6 +75,30 @@ def test_cuda_graphs_per_shape(engines, photo):
 
 
 @pytest.mark.tensorrt
+def test_engine_shapes_a_b_a_replay_their_own_graphs(engines, photo):
+    """Shape A, then B, then A again on one runner: each shape has its own execution context and graph, so
+    replaying A's graph after B's context ran gives A's outputs (compared with a runner without graphs, and
+    with the first call)."""
+    small = np.ascontiguousarray(photo[:32, :32])
+    with (
+        ganrt.load(engines["pix2pix"]) as graphed,
+        ganrt.load(engines["pix2pix"], cuda_graphs=False) as plain,
+    ):
+        a1 = graphed(photo)
+        b = graphed(small)
+        a2 = graphed(photo)
+        b2 = graphed(small)
+        info = graphed.info()
+        assert info["execution_contexts"] == 2
+        if info["cuda_graph_fallback"] is None:
+            assert info["cuda_graphs_captured"] == 2
+        np.testing.assert_array_equal(a2, a1)
+        np.testing.assert_array_equal(b2, b)
+        np.testing.assert_array_equal(a1, plain(photo))
+        np.testing.assert_array_equal(b, plain(small))
+
+
+@pytest.mark.tensorrt
 def test_engine_cuda_tensor_in_cuda_tensor_out(engines, photo):
     with ganrt.load(engines["pix2pix"]) as model:
         x = torch.from_numpy(photo).cuda()
