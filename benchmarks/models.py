@@ -65,7 +65,11 @@ def gpu_targets(data: dict[str, Any]) -> dict[str, Any]:
     p50 = fast["latency_ms"]["median_ms"] if fast else None
     speedup = eager["latency_ms"]["median_ms"] / p50 if fast and eager else None
     return {
-        "p50_ms": {"target": GPU_TARGET_P50_MS, "measured": p50, "met": p50 is not None and p50 <= GPU_TARGET_P50_MS},
+        "p50_ms": {
+            "target": GPU_TARGET_P50_MS,
+            "measured": p50,
+            "met": p50 is not None and p50 <= GPU_TARGET_P50_MS,
+        },
         "speedup_vs_eager_fp32": {
             "target": GPU_TARGET_SPEEDUP,
             "measured": speedup,
@@ -78,13 +82,16 @@ def _gpu_markdown(data: dict[str, Any]) -> str:
     """One row per (model, batch, backend, precision); the speedup is over PyTorch eager fp32."""
     gpu = data["machine"]["gpus"][0]
     libraries = data["machine"]["libraries"]
-    lines = [
+    intro = (
         f"Model level, 256×256, random weights, uint8 pictures in and out, {gpu['name']} (driver "
         f"{gpu.get('driver', '?')}, CUDA {gpu.get('cuda_runtime', '?')}); torch {libraries.get('torch', '?')}. "
         f"eager = stock PyTorch layers; ganrt-torch = `ganrt.load(run_dir, device='cuda', precision=...)` "
         f"(fused ops, CUDA graph per shape, channels_last for fp16); compile = torch.compile "
         f"({data.get('compile_mode', 'default')}). Latency in ms per call, host to host, interleaved rounds "
-        f"({data['duration_s']:g} s per backend and case). Reproduce: `{data['command']}`.",
+        f"({data['duration_s']:g} s per backend and case). Reproduce: `{data['command']}`."
+    )
+    lines = [
+        intro,
         "",
         "| model | batch | backend | precision | median ms | p90 | p99 | images/s | cold s | × eager fp32 |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -98,24 +105,26 @@ def _gpu_markdown(data: dict[str, Any]) -> str:
             base = _find(data, arch, r["batch"], "eager", "fp32")
             lat = r["latency_ms"]
             speedup = base["latency_ms"]["median_ms"] / lat["median_ms"] if base else None
-            rows.append(
-                (
-                    (arch, r["batch"], r["backend"], r["precision"]),
-                    f"| {arch} | {r['batch']} | {r['backend']} | {r['precision']} | {_fmt(lat['median_ms'])} | "
-                    f"{_fmt(lat['p90_ms'])} | {_fmt(lat['p99_ms'])} | {_fmt(r['throughput_sps'])} | "
-                    f"{r['cold_start_s']:.1f} | {_fmt(speedup) + '×' if speedup else '–'} |",
-                )
+            row = (
+                f"| {arch} | {r['batch']} | {r['backend']} | {r['precision']} | {_fmt(lat['median_ms'])} | "
+                f"{_fmt(lat['p90_ms'])} | {_fmt(lat['p99_ms'])} | {_fmt(r['throughput_sps'])} | "
+                f"{r['cold_start_s']:.1f} | {_fmt(speedup) + '×' if speedup else '–'} |"
             )
+            rows.append(((arch, r["batch"], r["backend"], r["precision"]), row))
     lines += [row for _, row in sorted(rows)]
     targets = data.get("targets") or gpu_targets(data)
     p50, speedup = targets["p50_ms"], targets["speedup_vs_eager_fp32"]
+    p50_row = f"| p50 latency | ≤ {p50['target']} ms | {_fmt(p50['measured'])} ms | {'yes' if p50['met'] else 'no'} |"
+    speedup_row = (
+        f"| speedup over PyTorch eager fp32 | ≥ {speedup['target']}× | {_fmt(speedup['measured'])}× | "
+        f"{'yes' if speedup['met'] else 'no'} |"
+    )
     lines += [
         "",
         "| target (unet_256, batch 1, fp16, CUDA graphs, uint8 → uint8) | required | measured | met |",
         "|---|---|---|---|",
-        f"| p50 latency | ≤ {p50['target']} ms | {_fmt(p50['measured'])} ms | {'yes' if p50['met'] else 'no'} |",
-        f"| speedup over PyTorch eager fp32 | ≥ {speedup['target']}× | {_fmt(speedup['measured'])}× | "
-        f"{'yes' if speedup['met'] else 'no'} |",
+        p50_row,
+        speedup_row,
     ]
     skipped = sorted(
         {
@@ -207,14 +216,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--batch", type=lambda s: tuple(int(b) for b in _csv(s)), default=(1, 8))
     parser.add_argument("--families", type=_csv, default=FAMILIES, help="default pix2pix,cyclegan")
     parser.add_argument("--duration-s", type=float, default=None, help="measured seconds per backend and case "
-                        "(default 4 on CPU, 1.5 on CUDA)")  # fmt: skip
-    parser.add_argument("--warmup-s", type=float, default=None, help="default 1 on CPU, 0.5 on CUDA")
+                        "(default 4 on CPU, 1 on CUDA)")  # fmt: skip
+    parser.add_argument("--warmup-s", type=float, default=None, help="default 1 on CPU, 0.3 on CUDA")
     parser.add_argument("--min-iters", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--include-io", action="store_true", help="uint8 in and out (always on CUDA)")
     parser.add_argument("--compile-mode", default="default", help="torch.compile mode of the compile runs")
     parser.add_argument(
-        "--compile-precision", type=_csv, default=None, help="CUDA: precisions of the compile runs (default fp16)"
+        "--compile-precision",
+        type=_csv,
+        default=None,
+        help="CUDA: precisions of the compile runs (default fp16)",
     )
     parser.add_argument(
         "--compile-batch",
@@ -237,8 +249,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cuda = args.device != "cpu"
     backends = args.backends or (GPU_BACKENDS if cuda else CPU_BACKENDS)
     precisions = args.precision or (("fp32", "fp16") if cuda else ("fp32",))
-    duration = args.duration_s if args.duration_s is not None else (1.5 if cuda else 4.0)
-    warmup = args.warmup_s if args.warmup_s is not None else (0.5 if cuda else 1.0)
+    duration = args.duration_s if args.duration_s is not None else (1.0 if cuda else 4.0)
+    warmup = args.warmup_s if args.warmup_s is not None else (0.3 if cuda else 1.0)
     command = "python benchmarks/models.py" + (
         "" if argv is None and len(sys.argv) == 1 else " " + " ".join(sys.argv[1:] if argv is None else argv)
     )

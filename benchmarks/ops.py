@@ -55,8 +55,9 @@ NORM_CASES = [
     ("512@16²", 512, 16, "leaky_relu", False),
     ("256@64² +res", 256, 64, "none", True),
 ]
-# CUDA adds a plane of 512² (the split path at a size well past the L2 cache).
-CUDA_NORM_CASES = [*NORM_CASES, ("32@512²", 32, 512, "leaky_relu", False)]
+# CUDA drops 512@16² (2 MB at N=8: launch-bound, no bandwidth figure) and adds a plane of 512² (the split
+# path well past the L2 cache); each case compiles two torch.compile graphs, which dominates the run time.
+CUDA_NORM_CASES = [*(c for c in NORM_CASES if c[0] != "512@16²"), ("32@512²", 32, 512, "leaky_relu", False)]
 REPARAM_CASES = [("64×128", (64, 128)), ("1×2²⁰", (1, 1 << 20))]
 CUDA_REPARAM_CASES = [("64×128", (64, 128)), ("1×2²⁴", (1, 1 << 24))]
 # (label, N, H, W, C) of uint8 pictures, CUDA only.
@@ -215,7 +216,9 @@ def bench_reparameterize(case: tuple, rounds: int, copy_gbps: float, device: str
     }
 
 
-def bench_images(case: tuple, rounds: int, copy_gbps: float, device: str, dtype: torch.dtype) -> dict[str, Any]:
+def bench_images(
+    case: tuple, rounds: int, copy_gbps: float, device: str, dtype: torch.dtype
+) -> dict[str, Any]:
     """uint8 (N, H, W, C) -> (N, C, H, W) in [-1, 1] and back: ganrt's kernels against the PyTorch
     expressions they replace."""
     from ganrt.ops import images_to_tensor, tensor_to_images
@@ -380,7 +383,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--clock", choices=("wall", "cpu"), default="wall", help="wall time or thread CPU time (CPU only)"
     )
-    parser.add_argument("--batch", type=int, default=None, help="N of the norm cases (default 1 on CPU, 8 on CUDA)")
+    parser.add_argument(
+        "--batch", type=int, default=None, help="N of the norm cases (default 1 on CPU, 8 on CUDA)"
+    )
     parser.add_argument(
         "--dtype", choices=tuple(_DTYPES), default=None, help="float32 on CPU; default float16 on CUDA"
     )
