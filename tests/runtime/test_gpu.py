@@ -13,7 +13,7 @@ import torch
 
 import ganrt
 from ganrt.runtime import ArtifactError
-from tests.tolerances import TENSORRT, assert_close
+from tests.tolerances import TENSORRT, assert_close, full_fp32
 
 
 def _assert_close_u8(a, b, levels: int = 1) -> None:
@@ -153,6 +153,7 @@ def test_onnxruntime_cuda_provider(artifacts, photo):
 @pytest.mark.cuda
 def test_torch_backend_on_cuda_samples_like_cpu(artifacts):
     with (
+        full_fp32(),  # TF32 convolutions would be captured into the CUDA graphs compared with the CPU
         ganrt.load(artifacts["cgan_run"], device="cuda") as gpu,
         ganrt.load(artifacts["cgan_run"], device="cpu") as cpu,
     ):

@@ -19,6 +19,7 @@ from tests.tolerances import (
     TORCH_CUDA_FP32_LEVELS,
     TORCH_CUDA_HALF_PSNR_DB,
     assert_close,
+    full_fp32,
     psnr,
 )
 
@@ -87,6 +88,7 @@ def test_cuda_graph_per_shape_replays_after_switching_shapes(artifacts, photo):
     graph after B's ran gives A's result."""
     small = np.ascontiguousarray(photo[:32, :32])
     with (
+        full_fp32(),  # compared with the CPU below: no TF32 convolutions baked into the graphs
         ganrt.load(artifacts["pix2pix_run"], device="cuda") as graphed,
         ganrt.load(artifacts["pix2pix_run"], device="cuda", cuda_graphs=False) as plain,
         ganrt.load(artifacts["pix2pix_run"], device="cpu") as cpu,
@@ -175,6 +177,7 @@ def test_results_stay_valid_for_work_queued_on_the_callers_stream(artifacts, pho
 def test_vae_parts_share_one_stream_on_cuda(artifacts):
     images = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
     with (
+        full_fp32(),
         ganrt.load(artifacts["vae_run"], device="cuda") as gpu,
         ganrt.load(artifacts["vae_run"], device="cpu") as cpu,
     ):
