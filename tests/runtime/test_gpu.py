@@ -145,9 +145,24 @@ def test_onnxruntime_cuda_provider(artifacts, photo):
         ganrt.load(artifacts["pix2pix_onnx"], device="cpu") as cpu,
     ):
         assert gpu.device == "cuda:0" and "CUDA" in gpu.info()["selected"]
+        # The provider that really runs the session, not only one compiled into the wheel.
+        assert gpu.info()["providers"][0] == "CUDAExecutionProvider"
         _assert_close_u8(gpu(photo), cpu(photo))
         y = gpu(torch.from_numpy(photo).cuda())
         assert y.is_cuda
+
+
+@pytest.mark.cuda
+def test_onnxruntime_on_cuda_without_its_provider_is_a_clear_error(artifacts):
+    """The GPU machine's image has the CPU-only onnxruntime: device='cuda' must say what is missing."""
+    import onnxruntime
+
+    from ganrt.errors import BackendUnavailableError
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("onnxruntime-gpu is installed here")
+    with pytest.raises(BackendUnavailableError, match=r"CUDA execution provider: .*pip install onnxruntime-gpu"):
+        ganrt.load(artifacts["pix2pix_onnx"], device="cuda")
 
 
 @pytest.mark.cuda
