@@ -410,7 +410,7 @@ class TorchRunner(Runner):
     @contextlib.contextmanager
     def _on_stream(self) -> Iterator[None]:
         """Make the runner's stream current, ordered after the caller's current stream on entry and before it
-        on exit (a no-op ordering when the runtime already made it current)."""
+        on exit, also on errors (nothing to order when the runtime already made it current)."""
         if self._stream is None:
             yield
             return
@@ -420,9 +420,11 @@ class TorchRunner(Runner):
                 yield
                 return
             self._stream.wait_stream(caller)
-            with torch.cuda.stream(self._stream):
-                yield
-            caller.wait_stream(self._stream)
+            try:
+                with torch.cuda.stream(self._stream):
+                    yield
+            finally:
+                caller.wait_stream(self._stream)
 
     def forward(self, feeds: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Graph outputs for device tensors ``feeds`` (fresh float32 tensors)."""
