@@ -29,7 +29,8 @@
 #              scripts and flags this run uses, the test selections collect, the summary renders); exits 0
 #              when all of that holds. Writes nothing.
 # Environment: GANRT_GPU_BUDGET_S (420), GANRT_GPU_PYTHON (python3), GANRT_CUDA_ARCHITECTURES (90),
-# GANRT_COMMIT (recorded in environment.json when the copy of the tree has no git metadata).
+# GANRT_COMMIT (recorded in environment.json when the copy of the tree has no git metadata), GANRT_GPU_STEPS
+# (comma-separated steps to run, default all: e.g. "build,env,models" to redo one benchmark on a fresh machine).
 # Exit status: 0 when every step succeeded, 1 when a step failed or timed out, 2 when no GPU is usable.
 set -uo pipefail
 
@@ -40,7 +41,7 @@ DRY_RUN=0
 for arg in "$@"; do
   case "$arg" in
     --dry-run) DRY_RUN=1 ;;
-    -h | --help) sed -n '2,37p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "gpu.sh: unknown argument '$arg' (expected --dry-run)" >&2; exit 2 ;;
   esac
 done
@@ -253,6 +254,11 @@ for entry in "${STEPS[@]}"; do
   limit=$((budget < left ? budget : left))
   NAMES+=("$name")
   BUDGETS+=("$limit")
+  if [[ -n "${GANRT_GPU_STEPS:-}" && ",$GANRT_GPU_STEPS," != *",$name,"* ]]; then
+    STATUS+=("skipped: not in GANRT_GPU_STEPS")
+    SECONDS_TAKEN+=(0)
+    continue
+  fi
   if ((!BUILD_OK)); then
     STATUS+=("skipped: build failed")
     SECONDS_TAKEN+=(0)
