@@ -9,10 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-HELP = "benchmark a model or a FAMILY on torch, torch.compile, ONNX Runtime, ganrt and TensorRT"
+HELP = "benchmark a model or a FAMILY on PyTorch eager, ganrt's torch backend, torch.compile, ONNX Runtime, ganrt and TensorRT"
 
-# Mirrors ganrt.bench.backends/loadgen (not imported here: `ganrt --help` must stay light).
-_BACKENDS = ("torch", "compile", "onnxruntime", "ganrt", "tensorrt")
+# Mirrors ganrt.bench.backends/loadgen and ganrt.backends.torch (not imported here: `ganrt --help` must stay
+# light).
+_BACKENDS = ("eager", "torch", "compile", "onnxruntime", "ganrt", "ganrt-torch", "tensorrt")
+_COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 _SCENARIOS = ("single-stream", "offline", "server")
 _T = TypeVar("_T")
 
@@ -44,7 +46,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_list_of(str, "backends"),
         default=list(_BACKENDS),
         help=f"comma-separated, from {','.join(_BACKENDS)} (default: all; those that cannot run "
-        f"here are listed with the reason)",
+        f"here are listed with the reason). eager = stock PyTorch layers; torch = ganrt's fused ops (on CUDA: "
+        f"channels_last and CUDA graphs); ganrt-torch = ganrt.load on the run directory",
+    )
+    parser.add_argument(
+        "--compile-mode",
+        default="default",
+        help=f"torch.compile mode of the compile backend: {', '.join(_COMPILE_MODES)} (default: default; "
+        f"max-autotune compiles for minutes)",
     )
     parser.add_argument(
         "--batch", type=_list_of(int, "batch sizes"), default=[1], help="batch sizes, e.g. 1,8"
@@ -144,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         width=args.ngf,
         seed=args.seed,
+        compile_mode=args.compile_mode,
     )
     try:
         report = benchmark(

@@ -115,6 +115,7 @@ def load(
     net: str | None = None,
     precision: str | None = None,
     cuda_graphs: bool = True,
+    compile: str | None = None,
     **overrides: Any,
 ) -> Model:
     """Load a model for inference.
@@ -131,7 +132,9 @@ def load(
     precision: the inference precision, for backends that choose it at load time (the torch backend: ``"fp32"``
     default, ``"fp16"``/``"bf16"`` on CUDA); ``None`` keeps the default. Exported artifacts run at the precision
     they were exported with.
-    cuda_graphs: TensorRT replays a CUDA graph per input shape.
+    cuda_graphs: TensorRT, and the torch backend on CUDA, replay a CUDA graph per input shape.
+    compile: a run directory's torch backend through ``torch.compile(mode=compile)`` (``"default"``,
+    ``"reduce-overhead"``, ``"max-autotune"``) instead of ganrt's CUDA graphs; compiled on the first call.
     overrides: metadata fields (``family=``, ``task=``, ``image_size=``, ``multiple=``, ``latent_dim=``,
     ``num_classes=``, ``value_range=``, ...) for foreign artifacts that lack ganrt metadata.
 
@@ -176,8 +179,15 @@ def load(
                 f"the precision of a run directory's torch backend (export with --precision fp16 instead)"
             )
         options["precision"] = precision
-    if kind == "engine":
+    if compile is not None and kind != "run":
+        raise ValueError(
+            f"{where}: compile= runs a run directory's torch backend through torch.compile; a {kind} artifact "
+            f"is already compiled for its backend"
+        )
+    if kind in ("engine", "run"):
         options["cuda_graphs"] = cuda_graphs
+    if kind == "run" and compile is not None:
+        options["compile"] = compile
     if kind == "run" and net is not None:
         options["net"] = net
     request = _Request(readers[0], dev, index, threads, options)

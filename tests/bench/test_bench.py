@@ -25,7 +25,7 @@ from ganrt.bench.timing import calibrate, interleaved
 from ganrt.cli import main
 from tests.tolerances import MEMORY_ROUNDING_MB, MEMORY_SLACK_MB, ONNX
 
-BACKENDS = ["torch", "onnxruntime", "ganrt", "tensorrt"]
+BACKENDS = ["eager", "torch", "onnxruntime", "ganrt", "ganrt-torch", "tensorrt"]
 BATCHES = [1, 2]
 LATENCY_KEYS = [
     "n",
@@ -132,7 +132,7 @@ def test_unavailable_backend_reports_its_reason(cli_run: dict[str, Any]) -> None
 
 def test_latency_fields_and_percentile_order(cli_run: dict[str, Any]) -> None:
     ok = _ok(cli_run["report"])
-    assert {r["backend"] for r in ok} == {"torch", "onnxruntime", "ganrt"}
+    assert {r["backend"] for r in ok} == {"eager", "torch", "onnxruntime", "ganrt", "ganrt-torch"}
     for r in ok:
         lat = r["latency_ms"]
         assert set(LATENCY_KEYS) <= set(lat), r["backend"]
@@ -165,9 +165,15 @@ def test_memory_and_agreement(cli_run: dict[str, Any]) -> None:
         agreement = r["agreement"]
         assert agreement["reference"] == "torch" and agreement["output"] == "output"
         assert agreement["max_abs_diff"] <= ONNX.atol, r["backend"]
-    onnx_backends = [r for r in _ok(cli_run["report"]) if r["backend"] != "torch"]
-    # The ONNX model is exported once and shared by onnxruntime and ganrt.
-    assert all(r["build_s"] > 0 for r in onnx_backends)
+    onnx_backends = [r for r in _ok(cli_run["report"]) if r["backend"] in ("onnxruntime", "ganrt")]
+    # The ONNX model is exported once and shared by onnxruntime and ganrt; the torch variants read the run.
+    assert len(onnx_backends) == 2 * len(BATCHES) and all(r["build_s"] > 0 for r in onnx_backends)
+    by_batch = {(r["backend"], r["batch"]): r for r in _ok(cli_run["report"])}
+    for batch in BATCHES:
+        assert by_batch["eager", batch]["info"]["fused_ops"] is False  # stock PyTorch layers
+        assert by_batch["torch", batch]["info"]["fused_ops"] is True
+        assert by_batch["ganrt-torch", batch]["info"]["backend"] == "torch"
+        assert by_batch["ganrt-torch", batch]["build_s"] == 0
 
 
 def test_loadgen_scenarios_complete(cli_run: dict[str, Any]) -> None:
@@ -258,7 +264,7 @@ def test_run_directory_target(cli_run: dict[str, Any], tmp_path: Path) -> None:
 
 def test_sampler_family_with_post_processing(tmp_path: Path) -> None:
     settings = BenchSettings(
-        backends=("torch", "onnxruntime", "ganrt"),
+        backends=("eager", "torch", "onnxruntime", "ganrt", "ganrt-torch"),
         batches=(2,),
         size=8,
         width=4,
@@ -271,7 +277,7 @@ def test_sampler_family_with_post_processing(tmp_path: Path) -> None:
     assert report["target"]["task"] == "sample" and report["target"]["arch"] == "dcgan_g"
     assert report["target"]["latent_dim"] > 0
     by = {r["backend"]: r for r in report["results"]}
-    for backend in ("torch", "onnxruntime", "ganrt"):
+    for backend in ("eager", "torch", "onnxruntime", "ganrt", "ganrt-torch"):
         r = by[backend]
         assert r["status"] == "ok", r["reason"]
         assert r["agreement"]["output"] == "image" and r["agreement"]["max_abs_diff"] <= 1
@@ -283,12 +289,13 @@ def test_sampler_family_with_post_processing(tmp_path: Path) -> None:
     [
         (["nosuchmodel"], "neither a family nor an existing path"),
         (["cyclegan", "--backends", "torch,fast"], "unknown fast"),
+        (["cyclegan", "--compile-mode", "fastest"], "compile_mode must be one of default, reduce-overhead"),
         (["cyclegan", "--batch", "0"], "batches must be"),
         (["cyclegan", "--device", "cuda"], "CUDA"),
         (["cyclegan", "--ngf", "4", "--size", "30"], "multiple of 4"),
         (["cyclegan", "--scenario", "multi-stream"], "unknown multi-stream"),
     ],
-    ids=["missing-model", "unknown-backend", "batch-0", "no-cuda", "bad-size", "unknown-scenario"],
+    ids=["missing-model", "unknown-backend", "compile-mode", "batch-0", "no-cuda", "bad-size", "unknown-scenario"],
 )
 def test_cli_errors_are_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", *argv, "--quiet"]) == 2
