@@ -128,6 +128,12 @@ def save_run(path: str | os.PathLike[str], config: Mapping[str, Any], nets: Mapp
     return run_dir
 
 
+def nonfinite_tensors(state: Mapping[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors of ``state`` holding NaN or infinite values (weights a network
+    cannot compute with: every output would be NaN)."""
+    return [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
 class Run:
     """A run directory opened for reading: config validated, weight file header checked.
 
@@ -226,6 +232,12 @@ class Run:
             raise RunError(
                 f"{self.weights_path}: weights of net {name!r} do not fit its spec {self.nets[name]}: "
                 f"shape mismatch {_preview(wrong)}"
+            )
+        bad = nonfinite_tensors(state)
+        if bad:
+            raise RunError(
+                f"{self.weights_path}: weights of net {name!r} hold NaN or infinite values in "
+                f"{len(bad)} tensor(s) {_preview(bad)}; the run is corrupt or its training diverged"
             )
         module.load_state_dict(state)
         return module.eval()

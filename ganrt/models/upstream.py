@@ -416,6 +416,15 @@ def load_upstream_generator(
     missing, unexpected, wrong = _compare(state, *_expected(sites, norm))
     if missing or unexpected or wrong:
         raise _mismatch_error(p, original, netG, ngf, norm, bool(dropout), missing, unexpected, wrong)
+    from ganrt.models.run import nonfinite_tensors
+
+    bad = nonfinite_tensors(state)
+    if bad:
+        shown = ", ".join(bad[:5]) + (f", ... ({len(bad) - 5} more)" if len(bad) > 5 else "")
+        raise UpstreamCheckpointError(
+            f"{p}: {len(bad)} of {len(state)} tensors hold NaN or infinite values ({shown}); the checkpoint is "
+            f"corrupt or its training diverged"
+        )
 
     fold = norm == "batch" and stats == "running"
     model = _build(netG, in_ch, out_ch, ngf, "none" if fold else norm, bool(dropout), fused)

@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from ganrt.serve.batching import DrainingError, QueueFullError
@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from ganrt.serve.state import ServedModel, ServerState
 
 log = logging.getLogger("ganrt.serve")
+# Status recorded for requests whose client disconnected mid-body (nginx's convention; never sent).
+CLIENT_CLOSED = 499
+
 
 class ApiError(Exception):
     """An error answered as JSON ``{"error": message}`` with ``status`` (and optional headers)."""
@@ -119,6 +122,11 @@ def endpoint(
                     response = await fn(request, state)
             except ApiError as exc:
                 response = exc.response()
+            except ClientDisconnect:
+                # The client hung up before sending its whole body: nobody reads an answer, it is not a
+                # server failure. Counted under nginx's 499 ("client closed request"), logged without a trace.
+                log.info("%s %s: the client disconnected before sending its body", request.method, request.url.path)
+                response = Response(status_code=CLIENT_CLOSED)
             except Exception as exc:  # noqa: BLE001 - an unexpected failure still gets a JSON answer and a log line
                 log.exception("%s %s failed", request.method, request.url.path)
                 response = ApiError(500, f"internal error: {type(exc).__name__}: {exc}").response()
@@ -140,6 +148,10 @@ async def run_model(
 ) -> Any:
     """Await a batcher submission, mapping queue/drain/timeout/model failures to API errors."""
     retry = {"Retry-After": str(state.config.retry_after_s)}
+    if state.draining:
+        # Shutting down: requests already running finish, new ones go elsewhere (what the 503 tells a balancer).
+        state.metrics.rejected.inc(model=served.name, reason="draining")
+        raise ApiError(503, "the server is shutting down (draining); retry on another instance", retry)
     try:
         return await submit()
     except QueueFullError as exc:

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ganrt.serve import images as imgs
+from ganrt.serve.budget import BYTES_PER_PIXEL, BudgetExceeded
 from ganrt.serve.http import ApiError, endpoint, media_type, read_body, run_model
 from ganrt.serve.state import ServedModel, ServerState
 
@@ -45,7 +46,10 @@ def _as_images(value: Any, *, what: str) -> np.ndarray:
 
 @endpoint("translate")
 async def translate(request: Request, state: ServerState) -> Response:
-    """PNG/JPEG body -> PNG. Concurrent same-size images are merged into one ``model.translate`` call."""
+    """PNG/JPEG body -> PNG. Concurrent same-size images are merged into one ``model.translate`` call.
+
+    The image's cost (its declared size, from the header) is reserved from the server's memory budget before
+    it is decoded and returned once the answer is encoded: 503 + Retry-After while the budget is spent."""
     served = state.model(request.path_params["name"])
     _require_task(served, "translate", "translate")
     media = media_type(request)
@@ -56,6 +60,21 @@ async def translate(request: Request, state: ServerState) -> Response:
         )
     body = await read_body(request, state.config.max_body_bytes, state.config.timeout_s)
     channels = served.metadata.in_channels
+    try:
+        width, height = imgs.image_size(body, content_type=media, max_pixels=state.config.max_pixels)
+    except imgs.ImageError as exc:
+        raise ApiError(exc.status, str(exc)) from None
+    try:
+        with state.budget.hold(width * height * BYTES_PER_PIXEL, f"a {width}x{height} image"):
+            return await _translate(state, served, body, media, channels)
+    except BudgetExceeded as exc:  # raised by hold() itself, before anything was decoded
+        if exc.permanent:
+            raise ApiError(413, str(exc)) from None
+        state.metrics.rejected.inc(model=served.name, reason="memory")
+        raise ApiError(503, str(exc), {"Retry-After": str(state.config.retry_after_s)}) from None
+
+
+async def _translate(state: ServerState, served: ServedModel, body: bytes, media: str, channels: int) -> Response:
     try:
         image = await asyncio.to_thread(
             imgs.decode_image, body, content_type=media, channels=channels, max_pixels=state.config.max_pixels
