@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import os
 import tempfile
 import time
@@ -293,6 +294,9 @@ class _Export:
 
                 model, fp16_notes = to_fp16(model)
                 self.notes += fp16_notes
+        from ganrt.artifact import onnx_weights_digest
+
+        self.metadata = dataclasses.replace(self.metadata, weights_sha256=onnx_weights_digest(model))
         props = {p.key: p.value for p in model.metadata_props}
         props.update(self.metadata.to_props())
         onnx.helper.set_model_props(model, props)
@@ -374,6 +378,10 @@ class _Export:
 
             assert self.build is not None
             path = Path(request.output) if request.output is not None else default_dir / f"{stem}.engine"
+            # an engine's weights live in its plan: its digest is the plan's bytes' (see ArtifactMetadata)
+            self.metadata = dataclasses.replace(
+                self.metadata, weights_sha256=hashlib.sha256(self.build.plan).hexdigest()
+            )
             return path, tensorrt.write_engine(path, self.metadata, self.build)
         assert request.triton is not None
         options = _triton_options(self.opts.recipe, plan, request.triton)
