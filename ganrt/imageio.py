@@ -63,8 +63,9 @@ def open_image(
             image = Image.open(handle, formats=list(formats) if formats else None)
         except FileNotFoundError:
             raise
-        except Image.DecompressionBombError as exc:
-            raise ImageDecodeError(f"{label}: image too large: {exc}", status=413) from None
+        except Image.DecompressionBombError as exc:  # above twice Pillow's own limit: refused while opening
+            limit = f"more than the limit of {max_pixels} ({limit_name})" if max_pixels is not None else "too large"
+            raise ImageDecodeError(f"{label}: image has {limit}: {exc}", status=413) from None
         except (OSError, ValueError, SyntaxError) as exc:
             kind = "/".join(formats) if formats else "an image"
             raise ImageDecodeError(f"{label}: cannot decode as {kind}: {exc}") from None

@@ -84,12 +84,14 @@ def test_wheel_without_extras_runs_every_command(tmp_path: Path) -> None:
           "0.2", "--min-iters", "2", "--quiet", "--json", str(report)], timeout=600, env=clean, cwd=work)  # fmt: skip
     assert any(r["status"] == "ok" for r in json.loads(report.read_text())["results"])
 
-    server = subprocess.Popen([ganrt, "serve", str(onnx_file), "--port", "0"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=clean, cwd=work)  # fmt: skip
+    log = work / "serve.log"
+    with open(log, "wb") as err:
+        server = subprocess.Popen([ganrt, "serve", str(onnx_file), "--port", "0"], stdout=subprocess.PIPE,
+                                  stderr=err, text=True, env=clean, cwd=work)  # fmt: skip
     try:
         assert server.stdout is not None
         line = server.stdout.readline()
-        assert "listening on http://" in line, f"serve printed {line!r}: {server.stderr.read() if server.poll() is not None else ''}"
+        assert "listening on http://" in line, f"serve printed {line!r}: {log.read_text()}"
         url = line.split("listening on ", 1)[1].split()[0]
         deadline = time.monotonic() + 60
         while True:
@@ -106,4 +108,5 @@ def test_wheel_without_extras_runs_every_command(tmp_path: Path) -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         status = server.wait(60)
-    assert status == 0
+        server.stdout.close()
+    assert status == 0, log.read_text()

@@ -8,6 +8,7 @@ A recipe only sets defaults; every value can be overridden by an argument of :fu
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -105,6 +106,8 @@ def _typed(value: Any, kind: type, key: str, source: str) -> Any:
         value, ok = float(value), True
     if not ok:
         raise ExportError(f"{source}: {key} must be {kind.__name__}, got {value!r}")
+    if kind is float and not math.isfinite(value):  # TOML has nan and inf; no threshold means either
+        raise ExportError(f"{source}: {key} must be a finite number, got {value!r}")
     return value
 
 
