@@ -330,9 +330,10 @@ def read_upstream_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Te
             "checkpoints are plain state_dicts; if you trust the file, re-save `model.state_dict()` with "
             "torch.save."
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - garbage bytes fail anywhere in the restricted unpickler
+        # (RuntimeError, EOFError, IndexError from its stack, ...): all mean "not a checkpoint"
         raise UpstreamCheckpointError(
-            f"{p}: not a readable PyTorch checkpoint (truncated or corrupt?): {exc}"
+            f"{p}: not a readable PyTorch checkpoint (truncated or corrupt?): {type(exc).__name__}: {exc}"
         ) from None
     if not isinstance(obj, Mapping):
         raise UpstreamCheckpointError(

@@ -97,6 +97,10 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return body
 
 
+# Endpoints that run a model: refused with 503 once the server drains.
+_WORK = frozenset({"infer", "translate", "sample"})
+
+
 def endpoint(
     label: str,
 ) -> Callable[
@@ -115,6 +119,11 @@ def endpoint(
             served = state.models.get(name)
             label_model = name if served is not None else ""
             try:
+                if served is not None and label in _WORK and state.draining:
+                    # Shutting down: requests received before finish, new work goes elsewhere (the 503 says so).
+                    state.metrics.rejected.inc(model=served.name, reason="draining")
+                    retry = {"Retry-After": str(state.config.retry_after_s)}
+                    raise ApiError(503, "the server is shutting down (draining); retry elsewhere", retry)
                 if served is not None:
                     with served.batcher.track():
                         response = await fn(request, state)
@@ -148,10 +157,6 @@ async def run_model(
 ) -> Any:
     """Await a batcher submission, mapping queue/drain/timeout/model failures to API errors."""
     retry = {"Retry-After": str(state.config.retry_after_s)}
-    if state.draining:
-        # Shutting down: requests already running finish, new ones go elsewhere (what the 503 tells a balancer).
-        state.metrics.rejected.inc(model=served.name, reason="draining")
-        raise ApiError(503, "the server is shutting down (draining); retry on another instance", retry)
     try:
         return await submit()
     except QueueFullError as exc:
