@@ -68,7 +68,11 @@ def open_image(
             raise ImageDecodeError(f"{label}: image has {limit}: {exc}", status=413) from None
         except (OSError, ValueError, SyntaxError) as exc:
             kind = "/".join(formats) if formats else "an image"
-            raise ImageDecodeError(f"{label}: cannot decode as {kind}: {exc}") from None
+            if isinstance(exc, Image.UnidentifiedImageError):
+                why = "not a recognized image format" if formats is None else f"not {kind} data"
+            else:
+                why = str(exc)
+            raise ImageDecodeError(f"{label}: cannot decode as {kind}: {why}") from None
     width, height = image.size
     if max_pixels is not None and width * height > max_pixels:
         image.close()
