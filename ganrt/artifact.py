@@ -117,8 +117,8 @@ class ArtifactMetadata:
 
 
 def onnx_weights_digest(model: Any) -> str:
-    """sha256 (hex) of an ONNX model's weights: every initializer and ``Constant`` tensor of the main graph, in
-    graph order, as (kind, name, dtype, shape, little-endian values). Metadata, names of nodes and doc strings
+    """sha256 (hex) of an ONNX model's weights: every initializer and ``Constant`` tensor of the main graph,
+    in graph order, as (kind, name, dtype, shape, little-endian values). Metadata, names of nodes and doc strings
     do not enter it, so writing the digest into the model's own ``metadata_props`` does not change it."""
     import hashlib
 

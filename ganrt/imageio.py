@@ -1,5 +1,6 @@
 """The one image decoder: image files and bytes -> uint8 pixels, with the same rules for training data
-(:mod:`ganrt.data`), the runtime (``Translator.translate_file``, ``ganrt translate``) and the server (``/v1``).
+(:mod:`ganrt.data`), the runtime (``Translator.translate_file``, ``ganrt translate``) and the server
+(``/v1``).
 
 Rules, applied in this order:
 
@@ -11,7 +12,8 @@ Rules, applied in this order:
   float values outside [0, 1] or not finite are refused (their range has no convention to guess from);
 - transparency (RGBA, LA, PA, and palette or RGB images with a transparent colour) is composited over a
   **white** background, never dropped to black;
-- palette, CMYK, YCbCr, 1-bit and the rest are converted by Pillow; the result is ``L`` (1 channel) or ``RGB``.
+- palette, CMYK, YCbCr, 1-bit and the rest are converted by Pillow; the result is ``L`` (1 channel) or
+  ``RGB``.
 
 Nothing here imports torch, so every stage can use it.
 """
@@ -64,7 +66,11 @@ def open_image(
         except FileNotFoundError:
             raise
         except Image.DecompressionBombError as exc:  # above twice Pillow's own limit: refused while opening
-            limit = f"more than the limit of {max_pixels} ({limit_name})" if max_pixels is not None else "too large"
+            limit = (
+                f"more than the limit of {max_pixels} ({limit_name})"
+                if max_pixels is not None
+                else "too large"
+            )
             raise ImageDecodeError(f"{label}: image has {limit}: {exc}", status=413) from None
         except (OSError, ValueError, SyntaxError) as exc:
             kind = "/".join(formats) if formats else "an image"
@@ -86,7 +92,8 @@ def open_image(
 
 def to_mode(image, channels: int, *, what: str = "image"):  # (PIL.Image.Image, int) -> PIL.Image.Image
     """Convert a decoded Pillow image to ``L`` (``channels=1``) or ``RGB`` (``channels=3``) by the module's
-    rules. Raises :class:`ImageDecodeError` for float pixels outside [0, 1] and modes Pillow cannot convert."""
+    rules. Raises :class:`ImageDecodeError` for float pixels outside [0, 1] and modes Pillow cannot
+    convert."""
     from PIL import Image, ImageOps
 
     if channels not in (1, 3):
@@ -144,7 +151,9 @@ def decode(
         try:
             image.load()
         except (OSError, ValueError, SyntaxError) as exc:
-            raise ImageDecodeError(f"{label}: cannot decode the pixels (truncated or corrupt?): {exc}") from None
+            raise ImageDecodeError(
+                f"{label}: cannot decode the pixels (truncated or corrupt?): {exc}"
+            ) from None
         converted = to_mode(image, channels, what=label)
         # np.array copies: Pillow's buffer is read-only, and torch warns on tensors from non-writable arrays
         array = np.array(converted, dtype=np.uint8)

@@ -1,5 +1,5 @@
-"""The one image decoder (:mod:`ganrt.imageio`): one test per image mode, images generated here with PIL, and the
-same pixels from training's reader, the server's decoder and the runtime's ``translate_file``."""
+"""The one image decoder (:mod:`ganrt.imageio`): one test per image mode, images generated here with PIL, and
+the same pixels from training's reader, the server's decoder and the runtime's ``translate_file``."""
 
 from __future__ import annotations
 
@@ -122,7 +122,9 @@ def test_bilevel_image(tmp_path: Path) -> None:
 
 def test_pixel_limit_is_checked_from_the_header(tmp_path: Path) -> None:
     path = _save(Image.new("L", (100, 100)), tmp_path / "big.png")
-    with pytest.raises(imageio.ImageDecodeError, match=r"100x100 = 10000 pixels, more than the limit of 9999") as err:
+    with pytest.raises(
+        imageio.ImageDecodeError, match=r"100x100 = 10000 pixels, more than the limit of 9999"
+    ) as err:
         imageio.decode(path, 1, max_pixels=9999)
     assert err.value.status == 413
 

@@ -1,9 +1,9 @@
 """A plain ``pip install ganrt`` runs every command the README shows.
 
-Builds the sdist and, from it, the wheel with ``python -m build`` (the CUDA kernels off: this checks packaging,
-not kernels), installs the wheel without extras into a fresh virtual environment (torch pinned first, so the
-local CPU wheel is used instead of gigabytes of CUDA wheels), and runs ``ganrt --help``, ``export`` (the
-bundled recipe, and ``--precision fp16``), ``bench`` and ``serve`` there on a tiny model.
+Builds the sdist and, from it, the wheel with ``python -m build`` (the CUDA kernels off: this checks
+packaging, not kernels), installs the wheel without extras into a fresh virtual environment (torch pinned
+first, so the local CPU wheel is used instead of gigabytes of CUDA wheels), and runs ``ganrt --help``,
+``export`` (the bundled recipe, and ``--precision fp16``), ``bench`` and ``serve`` there on a tiny model.
 """
 
 from __future__ import annotations
@@ -29,15 +29,20 @@ TINY_RUN = """
 import sys, torch
 from ganrt.models import build_net, save_run
 torch.manual_seed(0)
-nets = {"G": build_net({"arch": "unet_32", "ngf": 8}), "D": build_net({"arch": "patchgan", "in_channels": 6, "ndf": 8})}
+nets = {"G": build_net({"arch": "unet_32", "ngf": 8}),
+        "D": build_net({"arch": "patchgan", "in_channels": 6, "ndf": 8})}
 save_run(sys.argv[1], {"family": "pix2pix", "image_size": 32, "in_channels": 3, "out_channels": 3,
                        "nets": {k: dict(v.spec) for k, v in nets.items()}}, nets)
 """
 
 
-def _run(args: list[str], *, timeout: float, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
+def _run(
+    args: list[str], *, timeout: float, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> str:
     done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
-    assert done.returncode == 0, f"{' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, (
+        f"{' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
     return done.stdout
 
 
@@ -51,7 +56,9 @@ def test_wheel_without_extras_runs_every_command(tmp_path: Path) -> None:
     with tarfile.open(sdist) as tar:
         names = tar.getnames()
     for family in RECIPES:
-        assert any(n.endswith(f"ganrt/export/recipes/{family}.toml") for n in names), f"sdist lacks {family}.toml"
+        assert any(n.endswith(f"ganrt/export/recipes/{family}.toml") for n in names), (
+            f"sdist lacks {family}.toml"
+        )
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
     for family in RECIPES:
@@ -68,8 +75,16 @@ def test_wheel_without_extras_runs_every_command(tmp_path: Path) -> None:
     work = tmp_path / "work"  # not the checkout: the installed package must not see the source tree
     work.mkdir()
     assert "export" in _run([ganrt, "--help"], timeout=120, env=clean, cwd=work)
-    source = _run([py, "-c", "from ganrt.export.recipe import load_recipe; print(load_recipe(None, 'cyclegan').source)"],
-                  timeout=120, env=clean, cwd=work).strip()  # fmt: skip
+    source = _run(
+        [
+            py,
+            "-c",
+            "from ganrt.export.recipe import load_recipe; print(load_recipe(None, 'cyclegan').source)",
+        ],
+        timeout=120,
+        env=clean,
+        cwd=work,
+    ).strip()
     assert source.endswith("ganrt/export/recipes/cyclegan.toml") and str(venv) in source
 
     run = work / "run"
@@ -80,14 +95,39 @@ def test_wheel_without_extras_runs_every_command(tmp_path: Path) -> None:
     assert onnx_file.is_file() and (run / "export" / "pix2pix.fp16.onnx").is_file()
 
     report = work / "bench.json"
-    _run([ganrt, "bench", str(onnx_file), "--backends", "onnxruntime,ganrt", "--warmup-s", "0", "--duration-s",
-          "0.2", "--min-iters", "2", "--quiet", "--json", str(report)], timeout=600, env=clean, cwd=work)  # fmt: skip
+    _run(
+        [
+            ganrt,
+            "bench",
+            str(onnx_file),
+            "--backends",
+            "onnxruntime,ganrt",
+            "--warmup-s",
+            "0",
+            "--duration-s",
+            "0.2",
+            "--min-iters",
+            "2",
+            "--quiet",
+            "--json",
+            str(report),
+        ],
+        timeout=600,
+        env=clean,
+        cwd=work,
+    )
     assert any(r["status"] == "ok" for r in json.loads(report.read_text())["results"])
 
     log = work / "serve.log"
     with open(log, "wb") as err:
-        server = subprocess.Popen([ganrt, "serve", str(onnx_file), "--port", "0"], stdout=subprocess.PIPE,
-                                  stderr=err, text=True, env=clean, cwd=work)  # fmt: skip
+        server = subprocess.Popen(
+            [ganrt, "serve", str(onnx_file), "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env=clean,
+            cwd=work,
+        )
     try:
         assert server.stdout is not None
         line = server.stdout.readline()

@@ -160,7 +160,8 @@ class Runner(abc.ABC):
     def check_feeds(self, feeds: Mapping[str, Any]) -> None:
         """Raise ``ValueError``/``TypeError`` naming the input and the requirement for unknown or missing
         names, a wrong dtype, rank or static dimension, an empty dimension, NaN or infinite values, batches
-        that differ between inputs or exceed :attr:`max_batch`. The one input check every caller (runtime, serve, bench) uses."""
+        that differ between inputs or exceed :attr:`max_batch`. The one input check every caller (runtime,
+        serve, bench) uses."""
         names = [spec.name for spec in self.inputs]
         unknown = sorted(set(feeds) - set(names))
         if unknown:

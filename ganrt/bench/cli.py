@@ -73,7 +73,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="intra-op threads for every backend (default: torch's setting)",
     )
     parser.add_argument(
-        "--warmup-s", type=finite_float(minimum=0), default=1.0, help="warm-up seconds per backend (default 1)"
+        "--warmup-s",
+        type=finite_float(minimum=0),
+        default=1.0,
+        help="warm-up seconds per backend (default 1)",
     )
     parser.add_argument(
         "--duration-s",

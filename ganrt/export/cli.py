@@ -28,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-o", "--output", metavar="PATH", help="artifact path (default RUN_DIR/export/<name>.<ext>)"
     )
-    parser.add_argument("--recipe", metavar="TOML", help="export recipe (default the bundled ganrt/export/recipes/<family>.toml)")
+    parser.add_argument(
+        "--recipe", metavar="TOML", help="export recipe (default the bundled ganrt/export/recipes/<family>.toml)"
+    )
     parser.add_argument(
         "--precision", choices=("fp32", "fp16"), help="fp16: convs fp16, instance norm + I/O fp32"
     )

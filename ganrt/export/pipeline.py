@@ -264,7 +264,9 @@ class _Export:
             check_target(Path(self.request.triton.repo), name, force=self.request.triton.force)
         elif self.request.output is None:
             if (self.run_dir / "export").exists() and not (self.run_dir / "export").is_dir():
-                raise ExportError(f"{self.run_dir / 'export'} is a file, where exports are written by default")
+                raise ExportError(
+                    f"{self.run_dir / 'export'} is a file, where exports are written by default"
+                )
 
     def export(self) -> onnx.ModelProto:
         from ganrt.backends.torch import graph_module
@@ -407,8 +409,8 @@ def export(
       ``.engine.json``; needs TensorRT and a CUDA GPU) or ``triton`` (``repo/<name>/config.pbtxt`` +
       ``repo/<name>/1/model.onnx``, or ``model.plan`` with ``triton_model="plan"``).
     - ``output``: artifact path (onnx/engine); default ``RUN_DIR/export/<family>[_<part>][.fp16].<ext>``.
-    - ``recipe``: TOML recipe; default the bundled ``ganrt/export/recipes/<family>.toml``. Every ``None`` option takes the
-      recipe's value.
+    - ``recipe``: TOML recipe; default the bundled ``ganrt/export/recipes/<family>.toml``. Every ``None``
+      option takes the recipe's value.
     - ``precision``: ``fp32`` or ``fp16`` (convolutions fp16, instance-norm statistics and graph I/O fp32).
     - ``batch``, ``height``, ``width``: ranges ``"MIN:OPT:MAX"`` / ``(min, opt, max)`` / a fixed int. The ONNX
       batch axis is always dynamic; H/W become dynamic when their range is not a single value (multiples of

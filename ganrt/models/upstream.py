@@ -423,8 +423,8 @@ def load_upstream_generator(
     if bad:
         shown = ", ".join(bad[:5]) + (f", ... ({len(bad) - 5} more)" if len(bad) > 5 else "")
         raise UpstreamCheckpointError(
-            f"{p}: {len(bad)} of {len(state)} tensors hold NaN or infinite values ({shown}); the checkpoint is "
-            f"corrupt or its training diverged"
+            f"{p}: {len(bad)} of {len(state)} tensors hold NaN or infinite values ({shown}); the "
+            f"checkpoint is corrupt or its training diverged"
         )
 
     fold = norm == "batch" and stats == "running"

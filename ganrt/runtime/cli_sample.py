@@ -56,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
     output = output_file(args.output, "-o/--output")
     assert output is not None
     if Image.registered_extensions().get(output.suffix.lower()) is None:
-        raise CLIError(f"-o/--output {str(args.output)!r}: unknown image extension {output.suffix!r}; use .png, .jpg, ...")
+        raise CLIError(
+            f"-o/--output {str(args.output)!r}: unknown image extension {output.suffix!r}; use .png, .jpg, ..."
+        )
     if args.nrow is not None and args.nrow < 1:
         raise CLIError(f"--nrow must be >= 1, got {args.nrow}")
     seed = secrets.randbits(31) if args.seed is None else args.seed

@@ -220,6 +220,8 @@ def to_latents(
             f"{what}: latents must be (N, {latent_dim}) or ({latent_dim},), got {tuple(tensor.shape)}"
         )
     if tensor.shape[0] < 1:
-        raise ValueError(f"{what}: an empty batch of latents (shape {tuple(tensor.shape)}); pass at least one")
+        raise ValueError(
+            f"{what}: an empty batch of latents (shape {tuple(tensor.shape)}); pass at least one"
+        )
     check_finite(tensor, f"{what}: latents")
     return tensor

@@ -1,5 +1,5 @@
-"""``ganrt info --verify``: recompute an artifact's weights digest, compare it with the one recorded at export,
-and check that every weight is finite.
+"""``ganrt info --verify``: recompute an artifact's weights digest, compare it with the one recorded at
+export, and check that every weight is finite.
 
 The digest (:attr:`ganrt.artifact.ArtifactMetadata.weights_sha256`) is of the weights themselves, so a
 tampered or bit-rotted initializer, plan or tensor is caught even when the file still parses. Parsing,
@@ -44,8 +44,12 @@ class Verification:
             status = "unverified: no weights digest recorded (written by an older ganrt); weights are finite"
         else:
             status = "ok: weights match the digest recorded at export and are finite"
-        return {"status": status, "recorded_sha256": self.recorded, "actual_sha256": self.actual,
-                "nonfinite": list(self.nonfinite)}  # fmt: skip
+        return {
+            "status": status,
+            "recorded_sha256": self.recorded,
+            "actual_sha256": self.actual,
+            "nonfinite": list(self.nonfinite),
+        }
 
 
 def verify(path: str | Path) -> Verification:
@@ -77,8 +81,9 @@ def _verify_onnx(path: Path) -> Verification:
         array = numpy_helper.to_array(tensor)
         if array.dtype.kind == "f" and not np.isfinite(array).all():
             bad.append(tensor.name)
-    return Verification(path, "onnx", props.get(PREFIX + "weights_sha256", ""), onnx_weights_digest(model),
-                        tuple(bad))  # fmt: skip
+    return Verification(
+        path, "onnx", props.get(PREFIX + "weights_sha256", ""), onnx_weights_digest(model), tuple(bad)
+    )
 
 
 def _verify_engine(path: Path) -> Verification:
@@ -104,5 +109,7 @@ def _verify_run(path: Path) -> Verification:
             recorded = (f.metadata() or {}).get("ganrt.weights_sha256", "")
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as exc:  # SafetensorError, OSError
-        raise ArtifactError(f"{weights}: not a readable safetensors file (truncated or corrupt?): {exc}") from None
+        raise ArtifactError(
+            f"{weights}: not a readable safetensors file (truncated or corrupt?): {exc}"
+        ) from None
     return Verification(path, "run", recorded, weights_digest(tensors), tuple(nonfinite_tensors(tensors)))

@@ -120,7 +120,7 @@ def endpoint(
             label_model = name if served is not None else ""
             try:
                 if served is not None and label in _WORK and state.draining:
-                    # Shutting down: requests received before finish, new work goes elsewhere (the 503 says so).
+                    # Draining: requests received before finish, new work goes elsewhere (the 503 says so).
                     state.metrics.rejected.inc(model=served.name, reason="draining")
                     retry = {"Retry-After": str(state.config.retry_after_s)}
                     raise ApiError(503, "the server is shutting down (draining); retry elsewhere", retry)
@@ -134,7 +134,9 @@ def endpoint(
             except ClientDisconnect:
                 # The client hung up before sending its whole body: nobody reads an answer, it is not a
                 # server failure. Counted under nginx's 499 ("client closed request"), logged without a trace.
-                log.info("%s %s: the client disconnected before sending its body", request.method, request.url.path)
+                log.info(
+                    "%s %s: the client disconnected before sending its body", request.method, request.url.path
+                )
                 response = Response(status_code=CLIENT_CLOSED)
             except Exception as exc:  # noqa: BLE001 - an unexpected failure still gets a JSON answer and a log line
                 log.exception("%s %s failed", request.method, request.url.path)

@@ -74,7 +74,9 @@ async def translate(request: Request, state: ServerState) -> Response:
         raise ApiError(503, str(exc), {"Retry-After": str(state.config.retry_after_s)}) from None
 
 
-async def _translate(state: ServerState, served: ServedModel, body: bytes, media: str, channels: int) -> Response:
+async def _translate(
+    state: ServerState, served: ServedModel, body: bytes, media: str, channels: int
+) -> Response:
     try:
         image = await asyncio.to_thread(
             imgs.decode_image, body, content_type=media, channels=channels, max_pixels=state.config.max_pixels

@@ -132,7 +132,9 @@ def read_checkpoint(run_dir: Path) -> Checkpoint:
         raise CheckpointError(f"{str(folder / 'state.json')!r} has format {state.get('format')!r}, expected {FORMAT!r}")
     step = state.get("step")
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise CheckpointError(f"{str(folder / 'state.json')!r}: 'step' must be a non-negative integer, got {step!r}")
+        raise CheckpointError(
+            f"{str(folder / 'state.json')!r}: 'step' must be a non-negative integer, got {step!r}"
+        )
     weights = _read_tensors(folder / "weights.safetensors")
     tensors = _read_tensors(folder / "state.safetensors")
     return Checkpoint(folder, step, weights, tensors, state)

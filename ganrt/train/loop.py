@@ -289,11 +289,13 @@ def train(
             raise TrainError(f"cannot resume: {str(run_dir)!r} is a {saved['family']} run, not {family}")
         spec = saved["data"]
         if not isinstance(spec, str):
-            raise TrainError(f"cannot resume: {checkpoint.path / 'state.json'}: 'data' must be a string, got {spec!r}")
+            raise TrainError(
+                f"cannot resume: {checkpoint.path / 'state.json'}: 'data' must be a string, got {spec!r}"
+            )
         total_saved = saved["total_steps"]
         if isinstance(total_saved, bool) or not isinstance(total_saved, int) or total_saved < 1:
-            raise TrainError(f"cannot resume: {checkpoint.path / 'state.json'}: 'total_steps' must be a positive "
-                             f"integer, got {total_saved!r}")
+            raise TrainError(f"cannot resume: {checkpoint.path / 'state.json'}: 'total_steps' must be a "
+                             f"positive integer, got {total_saved!r}")
         try:  # the saved options pass the same validation as new ones (a corrupt state.json fails here)
             options = resolve(family, dict(saved["options"]), spec)
         except TrainError as exc:

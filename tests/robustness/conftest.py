@@ -36,8 +36,13 @@ def _save_run(path: Path, family: str, nets: dict[str, dict], image_size: int) -
 
     torch.manual_seed(0)
     modules = {name: build_net(spec) for name, spec in nets.items()}
-    config = {"family": family, "image_size": image_size, "in_channels": 3, "out_channels": 3,
-              "nets": {name: dict(m.spec) for name, m in modules.items()}}  # fmt: skip
+    config = {
+        "family": family,
+        "image_size": image_size,
+        "in_channels": 3,
+        "out_channels": 3,
+        "nets": {name: dict(m.spec) for name, m in modules.items()},
+    }
     return save_run(path, config, modules)
 
 
@@ -49,7 +54,10 @@ def nan_translator(path: Path) -> Path:
     shape = ["N", 3, "H", "W"]
     two = helper.make_tensor("two", TensorProto.FLOAT, [], [2.0])
     graph = helper.make_graph(
-        [helper.make_node("Sub", ["image", "two"], ["shifted"]), helper.make_node("Sqrt", ["shifted"], ["output"])],
+        [
+            helper.make_node("Sub", ["image", "two"], ["shifted"]),
+            helper.make_node("Sqrt", ["shifted"], ["output"]),
+        ],
         "nan",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, shape)],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, shape)],
@@ -63,8 +71,8 @@ def nan_translator(path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Tiny real models: a pix2pix run + its ONNX export, a DCGAN run + export, a broken (NaN) translator and a
-    DCGAN run trained for two steps (with a training checkpoint). Read-only for the tests: rows that corrupt
+    """Tiny real models: a pix2pix run + its ONNX export, a DCGAN run + export, a broken (NaN) translator and
+    a DCGAN run trained for two steps (with a training checkpoint). Read-only for the tests: rows that corrupt
     something work on copies (:func:`copy_of`)."""
     from ganrt.export import export
     from ganrt.train import train
@@ -72,25 +80,49 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("robustness_models")
     out: dict[str, Path] = {"root": root}
     out["pix2pix_run"] = _save_run(
-        root / "pix2pix", "pix2pix",
-        {"G": {"arch": "unet_32", "ngf": 8}, "D": {"arch": "patchgan", "in_channels": 6, "ndf": 8}}, 32,
-    )  # fmt: skip
+        root / "pix2pix",
+        "pix2pix",
+        {"G": {"arch": "unet_32", "ngf": 8}, "D": {"arch": "patchgan", "in_channels": 6, "ndf": 8}},
+        32,
+    )
     out["pix2pix_onnx"] = Path(
-        export(out["pix2pix_run"], output=root / "pix2pix.onnx", progress=False, parity_samples=1,
-               height=(32, 32, 64), width=(32, 32, 64)).path  # fmt: skip
+        export(
+            out["pix2pix_run"],
+            output=root / "pix2pix.onnx",
+            progress=False,
+            parity_samples=1,
+            height=(32, 32, 64),
+            width=(32, 32, 64),
+        ).path
     )
     out["dcgan_run"] = _save_run(
-        root / "dcgan", "dcgan",
-        {"G": {"arch": "dcgan_g", "latent_dim": LATENT, "image_size": 16, "ngf": 8},
-         "D": {"arch": "dcgan_d", "image_size": 16, "ndf": 8}}, 16,
-    )  # fmt: skip
-    out["dcgan_onnx"] = Path(export(out["dcgan_run"], output=root / "dcgan.onnx", progress=False, parity_samples=1).path)
+        root / "dcgan",
+        "dcgan",
+        {
+            "G": {"arch": "dcgan_g", "latent_dim": LATENT, "image_size": 16, "ngf": 8},
+            "D": {"arch": "dcgan_d", "image_size": 16, "ndf": 8},
+        },
+        16,
+    )
+    out["dcgan_onnx"] = Path(
+        export(out["dcgan_run"], output=root / "dcgan.onnx", progress=False, parity_samples=1).path
+    )
     out["nan_onnx"] = nan_translator(root / "nan.onnx")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny nets gain nothing from a second thread
     try:
-        out["trained"] = train("dcgan", data="builtin:digits", out=root / "trained", steps=2, image_size=16,
-                               ngf=8, ndf=8, latent_dim=LATENT, progress=False, sample_every=2)  # fmt: skip
+        out["trained"] = train(
+            "dcgan",
+            data="builtin:digits",
+            out=root / "trained",
+            steps=2,
+            image_size=16,
+            ngf=8,
+            ndf=8,
+            latent_dim=LATENT,
+            progress=False,
+            sample_every=2,
+        )
     finally:
         torch.set_num_threads(threads)
     return out

@@ -1,6 +1,7 @@
 """Property-based fuzzing (hypothesis) of the KServe v2 request decoder and the image decoders: whatever bytes
 arrive, they either decode to what they claim or raise the decoder's own error (a 4xx/413 for the server);
-never another exception, never a hang. Bounded (example counts, sizes, no deadline flakiness) so CI stays fast.
+never another exception, never a hang. Bounded (example counts, sizes, no deadline flakiness) so CI stays
+fast.
 """
 
 from __future__ import annotations
@@ -25,31 +26,48 @@ FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 IMAGE_FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 DATATYPES = sorted(protocol.DATATYPES)
-json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True),
-                         st.text(max_size=8))  # fmt: skip
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=6)
-                           | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=30)  # fmt: skip
+json_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True), st.text(max_size=8)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=30,
+)
 
 
 def _tensor() -> st.SearchStrategy[dict]:
     shape = st.lists(st.integers(-2, 4), min_size=0, max_size=4)
     return st.fixed_dictionaries(
-        {"name": st.sampled_from(["z", "image", "label", "", "x"]),
-         "datatype": st.sampled_from([*DATATYPES, "BYTES", "BF16", "fp32", ""]),
-         "shape": st.one_of(shape, json_values)},
-        optional={"data": st.one_of(st.lists(st.one_of(st.integers(-300, 300), st.floats(allow_nan=True),
-                                                       st.booleans()), max_size=40), json_values),
-                  "parameters": st.one_of(st.fixed_dictionaries({"binary_data_size": st.integers(-4, 200)}),
-                                          json_values)},
-    )  # fmt: skip
+        {
+            "name": st.sampled_from(["z", "image", "label", "", "x"]),
+            "datatype": st.sampled_from([*DATATYPES, "BYTES", "BF16", "fp32", ""]),
+            "shape": st.one_of(shape, json_values),
+        },
+        optional={
+            "data": st.one_of(
+                st.lists(
+                    st.one_of(st.integers(-300, 300), st.floats(allow_nan=True), st.booleans()), max_size=40
+                ),
+                json_values,
+            ),
+            "parameters": st.one_of(
+                st.fixed_dictionaries({"binary_data_size": st.integers(-4, 200)}), json_values
+            ),
+        },
+    )
 
 
 requests = st.fixed_dictionaries(
     {"inputs": st.one_of(st.lists(_tensor(), max_size=3), json_values)},
-    optional={"id": json_values, "outputs": json_values,
-              "parameters": st.one_of(st.fixed_dictionaries({"timeout": json_scalars,
-                                                             "binary_data_output": json_scalars}), json_values)},
-)  # fmt: skip
+    optional={
+        "id": json_values,
+        "outputs": json_values,
+        "parameters": st.one_of(
+            st.fixed_dictionaries({"timeout": json_scalars, "binary_data_output": json_scalars}), json_values
+        ),
+    },
+)
 
 
 def _check_parsed(req: protocol.InferRequest) -> None:
@@ -74,8 +92,10 @@ def test_infer_request_decoder(doc: dict, binary: bytes, split: bool) -> None:
 
 
 @FUZZ
-@given(body=st.binary(max_size=512), header=st.one_of(st.none(), st.text(max_size=6),
-                                                      st.integers(-5, 600).map(str)))  # fmt: skip
+@given(
+    body=st.binary(max_size=512),
+    header=st.one_of(st.none(), st.text(max_size=6), st.integers(-5, 600).map(str)),
+)
 def test_infer_request_decoder_on_raw_bytes(body: bytes, header: str | None) -> None:
     try:
         req = protocol.parse_infer_request(body, header)
@@ -108,9 +128,15 @@ def _png_chunks(width: int, height: int, depth: int, colour: int, payload: bytes
 
 
 @IMAGE_FUZZ
-@given(width=st.integers(0, 3000), height=st.integers(0, 3000), depth=st.sampled_from([1, 2, 4, 8, 16, 3]),
-       colour=st.sampled_from([0, 2, 3, 4, 6, 1]), payload=st.binary(max_size=300), compress=st.booleans(),
-       channels=st.sampled_from([1, 3]))  # fmt: skip
+@given(
+    width=st.integers(0, 3000),
+    height=st.integers(0, 3000),
+    depth=st.sampled_from([1, 2, 4, 8, 16, 3]),
+    colour=st.sampled_from([0, 2, 3, 4, 6, 1]),
+    payload=st.binary(max_size=300),
+    compress=st.booleans(),
+    channels=st.sampled_from([1, 3]),
+)
 def test_server_image_decoder_on_crafted_pngs(
     width: int, height: int, depth: int, colour: int, payload: bytes, compress: bool, channels: int
 ) -> None:
@@ -141,21 +167,29 @@ MODES = ["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "I", "F", "YCbCr"]
 
 
 @IMAGE_FUZZ
-@given(mode=st.sampled_from(MODES), width=st.integers(1, 12), height=st.integers(1, 12),
-       seed=st.integers(0, 2**32 - 1), fmt=st.sampled_from(["PNG", "TIFF"]), channels=st.sampled_from([1, 3]),
-       flip=st.integers(0, 8))  # fmt: skip
+@given(
+    mode=st.sampled_from(MODES),
+    width=st.integers(1, 12),
+    height=st.integers(1, 12),
+    seed=st.integers(0, 2**32 - 1),
+    fmt=st.sampled_from(["PNG", "TIFF"]),
+    channels=st.sampled_from([1, 3]),
+    flip=st.integers(0, 8),
+)
 def test_file_decoder_on_every_mode(
     mode: str, width: int, height: int, seed: int, fmt: str, channels: int, flip: int, tmp_path_factory
 ) -> None:
-    """Any mode Pillow writes, any size, with or without an EXIF orientation: uint8 out with the shown size, or
-    the decoder's own error (float pixels outside [0, 1])."""
+    """Any mode Pillow writes, any size, with or without an EXIF orientation: uint8 out with the shown size,
+    or the decoder's own error (float pixels outside [0, 1])."""
     rng = np.random.default_rng(seed)
     if mode == "F":
         image = Image.fromarray(rng.uniform(-0.5, 1.5, (height, width)).astype(np.float32), "F")
     elif mode in ("I;16", "I"):
         image = Image.fromarray(rng.integers(0, 65536, (height, width)).astype(np.uint16))
     else:
-        image = Image.frombytes(mode, (width, height), rng.bytes(len(Image.new(mode, (width, height)).tobytes())))
+        image = Image.frombytes(
+            mode, (width, height), rng.bytes(len(Image.new(mode, (width, height)).tobytes()))
+        )
     buf = io.BytesIO()
     kwargs = {}
     if flip:
