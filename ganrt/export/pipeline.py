@@ -242,6 +242,10 @@ class _Export:
             from ganrt.export.tensorrt import import_tensorrt
 
             import_tensorrt()  # fail before the slow stages when TensorRT or the GPU is missing
+        if self.request.triton is not None:
+            from ganrt.export.triton import require_schema
+
+            require_schema()  # the optional tritonclient: fail before the slow stages, naming the extra
         try:
             self.run: Run = Run.load(self.run_dir)
         except (RunError, OSError) as exc:

@@ -71,6 +71,12 @@ class TritonOptions:
 Signature = dict[str, tuple[str, tuple[int, ...]]]
 
 
+def require_schema() -> None:
+    """Raise :class:`~ganrt.export.result.ExportError` naming the extra to install when Triton's config schema
+    (tritonclient, the optional ``ganrt[triton]`` extra) is missing."""
+    _load_model_config_pb2()
+
+
 def _load_model_config_pb2() -> ModuleType:
     try:
         from tritonclient.grpc import model_config_pb2

@@ -147,6 +147,12 @@ def run(args: argparse.Namespace) -> int:
         specs = parse_model_specs(args.models)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
+    from ganrt.runtime.sampler import MAX_COUNT
+
+    if args.max_sample > MAX_COUNT:
+        raise CLIError(
+            f"--max-sample must be at most {MAX_COUNT} (the runtime's limit per call), got {args.max_sample}"
+        )
     if not 0 <= args.port <= 65535:
         raise CLIError(f"--port must be in 0..65535, got {args.port}")
     if args.instances < 1:

@@ -611,6 +611,11 @@ SERVE_ROWS: list[Row] = [
     Row("serve-threads-huge", (*SERVE, "--threads", "100000"), r"--threads must be at most \d+"),
     Row("serve-instances-huge", (*SERVE, "--instances", "100000"), r"--instances must be at most \d+"),
     Row("serve-port", (*SERVE, "--port", "70000"), r"--port must be in 0\.\.65535, got 70000"),
+    Row(
+        "serve-max-sample-huge",
+        (*SERVE, "--max-sample", "100000000"),
+        r"--max-sample must be at most 65536 \(the runtime's limit per call\), got 100000000",
+    ),
     Row("serve-missing-model", ("serve", "{tmp}/none.onnx"), r"model 'none': .*none\.onnx does not exist"),
     Row("serve-corrupt-model", ("serve", "{tmp}/bad.onnx"), r"cannot load model 'bad'", _file("bad.onnx")),
 ]
