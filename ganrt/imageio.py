@@ -30,6 +30,8 @@ import numpy as np
 
 # 16-bit modes Pillow uses for grayscale PNG/TIFF (the plain "I" mode of a PNG is 16-bit data too).
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+# The EXIF tag saying how the picture is to be shown (1 = as stored).
+_ORIENTATION = 0x0112
 # Float pixels within this of [0, 1] are rounding noise, not another range.
 _FLOAT_SLACK = 1e-3
 
@@ -98,9 +100,10 @@ def to_mode(image, channels: int, *, what: str = "image"):  # (PIL.Image.Image, 
 
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        image = ImageOps.exif_transpose(image)
+    if image.getexif().get(_ORIENTATION, 1) != 1:  # exif_transpose copies even upright images: skip those
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = ImageOps.exif_transpose(image)
     if image.mode in _SIXTEEN_BIT or image.mode == "I;16S":
         values = np.asarray(image, dtype=np.float64)
         image = Image.fromarray(np.clip(np.rint(values * (255.0 / 65535.0)), 0, 255).astype(np.uint8))
