@@ -1,4 +1,4 @@
-"""Helpers every stage needs, written once: atomic file writes and PSNR.
+"""Helpers every stage needs, written once: atomic file writes (and the cleanup of their orphans) and PSNR.
 
 Nothing here imports torch, so the CLI can use it without slowing ``ganrt --help``.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +37,31 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# What atomic_path's temporaries look like: ".<target name>.<8 random characters>.tmp" (mkstemp's suffix);
+# tempfile.mkdtemp folders named the same way (training checkpoints) match too.
+_ORPHAN = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def remove_orphan_temps(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporaries an interrupted :func:`atomic_path` (or a killed process) left directly in
+    ``folder``, and nothing else; returns what was removed. Only call it where no other writer is at work
+    (a run directory owned by this process)."""
+    import shutil
+
+    root = Path(folder)
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    for entry in root.iterdir():
+        if _ORPHAN.match(entry.name):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:

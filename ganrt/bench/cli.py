@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from ganrt.cli_checks import finite_float, output_dir, output_file
+
 HELP = "benchmark a model or a FAMILY on PyTorch eager, ganrt's torch backend, torch.compile, ONNX Runtime, ganrt and TensorRT"
 
 # Mirrors ganrt.bench.backends/loadgen and ganrt.backends.torch (not imported here: `ganrt --help` must stay
@@ -79,10 +81,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="intra-op threads for every backend (default: torch's setting)",
     )
-    parser.add_argument("--warmup-s", type=float, default=1.0, help="warm-up seconds per backend (default 1)")
+    parser.add_argument(
+        "--warmup-s",
+        type=finite_float(minimum=0),
+        default=1.0,
+        help="warm-up seconds per backend (default 1)",
+    )
     parser.add_argument(
         "--duration-s",
-        type=float,
+        type=finite_float(minimum=0, exclusive=True),
         default=5.0,
         help="measured seconds per backend and case, in interleaved rounds (default 5)",
     )
@@ -100,13 +107,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--scenario-duration-s",
-        type=float,
+        type=finite_float(minimum=0, exclusive=True),
         default=None,
         help="seconds per LoadGen run (default: --duration-s)",
     )
     parser.add_argument(
         "--server-p99-ms",
-        type=float,
+        type=finite_float(minimum=0, exclusive=True),
         default=None,
         help="Server scenario p99 bound (default: twice the slowest backend's p99)",
     )
@@ -136,6 +143,10 @@ def run(args: argparse.Namespace) -> int:
     from ganrt.bench.render import plot_report, print_report, write_json
     from ganrt.errors import CLIError
 
+    # Output paths of the wrong kind fail now, not after minutes of measuring.
+    output_file(args.json, "--json")
+    output_file(args.plot, "--plot")
+    output_dir(args.workdir, "--workdir")
     settings = BenchSettings(
         backends=tuple(args.backends),
         batches=tuple(args.batch),

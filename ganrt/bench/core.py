@@ -26,6 +26,7 @@ from ganrt.bench.loadgen import SCENARIOS, run_scenarios
 from ganrt.bench.memory import BackendMemory
 from ganrt.bench.stats import latency_stats, phase_stats
 from ganrt.bench.target import Artifacts, Target, Unavailable, resolve_target
+from ganrt.cli_checks import thread_count
 
 FORMAT = "ganrt-bench/1"
 
@@ -80,8 +81,7 @@ class BenchSettings:
                 )
         if self.min_iters < 1:
             raise ValueError(f"min_iters must be >= 1, got {self.min_iters}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        thread_count(self.threads)
         if self.server_p99_ms is not None and not self.server_p99_ms > 0:
             raise ValueError(f"server_p99_ms must be > 0, got {self.server_p99_ms}")
         if self.server_steps < 1:

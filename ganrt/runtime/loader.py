@@ -19,6 +19,7 @@ from ganrt.artifact import ArtifactMetadata
 from ganrt.backends import READERS, runner_class
 from ganrt.backends.base import Runner
 from ganrt.backends.device import cuda_device_count, parse_device
+from ganrt.cli_checks import thread_count
 from ganrt.errors import ArtifactError, MetadataError
 from ganrt.runtime.model import Model, Part
 
@@ -157,8 +158,7 @@ def load(
             f"for {backend}, {_HOW_TO_GET[needs]}"
         )
     dev, index = parse_device(device)
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    thread_count(threads)  # at most the logical CPUs there are (ValueError naming the limit)
     if kind == "run":
         if overrides:
             raise TypeError(

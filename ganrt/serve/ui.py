@@ -224,19 +224,19 @@ async def encode(request: Request, state: ServerState) -> Response:
             f"model {served.name!r} is a {served.metadata.family} {served.task} model without an encoder; "
             f"/v1 encode needs a VAE encoder: serve the VAE's run directory or its exported encoder",
         )
-    image = await image_body(request, state, served.metadata.in_channels)
 
     def run(model: Model, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         mu, logvar = model.encode(feeds["images"])
         return {"mu": np.asarray(mu, np.float32), "logvar": np.asarray(logvar, np.float32)}
 
     timeout_s = state.config.timeout_s
-    result = await run_model(
-        state,
-        served,
-        lambda: served.batcher.run(run, {"images": image[None]}, kind="encode", timeout_s=timeout_s),
-        timeout_s,
-    )
+    async with image_body(request, state, served) as image:
+        result = await run_model(
+            state,
+            served,
+            lambda: served.batcher.run(run, {"images": image[None]}, kind="encode", timeout_s=timeout_s),
+            timeout_s,
+        )
     # float32 -> Python float is exact and JSON keeps every digit: mu sent back to interpolate is the same z
     return JSONResponse({"mu": result["mu"][0].tolist(), "logvar": result["logvar"][0].tolist()})
 

@@ -5,8 +5,9 @@ grid, identical to ``model.sample(n, seed=seed)``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ganrt.serve import images as imgs
+from ganrt.serve.budget import BYTES_PER_PIXEL, BudgetExceeded
 from ganrt.serve.http import ApiError, endpoint, media_type, read_body, run_model
 from ganrt.serve.state import ServedModel, ServerState
 
@@ -43,8 +45,14 @@ def _as_images(value: Any, *, what: str) -> np.ndarray:
     return array
 
 
-async def image_body(request: Request, state: ServerState, channels: int) -> np.ndarray:
-    """The PNG/JPEG request body as uint8 (H, W, channels), within the server's size limits."""
+@contextlib.asynccontextmanager
+async def image_body(request: Request, state: ServerState, served: ServedModel) -> AsyncIterator[np.ndarray]:
+    """The PNG/JPEG request body decoded to uint8 (H, W, channels of ``served``), within the server's size
+    limits, for the duration of the block.
+
+    The image's cost (its declared size, read from the header) is reserved from the server's memory budget
+    before it is decoded and returned when the block ends: 503 + Retry-After while the budget is spent, 413 for
+    an image larger than the whole budget."""
     media = media_type(request)
     if media not in imgs.ACCEPTED_TYPES:
         raise ApiError(
@@ -53,19 +61,36 @@ async def image_body(request: Request, state: ServerState, channels: int) -> np.
         )
     body = await read_body(request, state.config.max_body_bytes, state.config.timeout_s)
     try:
-        return await asyncio.to_thread(
-            imgs.decode_image, body, content_type=media, channels=channels, max_pixels=state.config.max_pixels
-        )
+        width, height = imgs.image_size(body, content_type=media, max_pixels=state.config.max_pixels)
     except imgs.ImageError as exc:
         raise ApiError(exc.status, str(exc)) from None
+    with contextlib.ExitStack() as reserved:
+        try:
+            reserved.enter_context(state.budget.hold(width * height * BYTES_PER_PIXEL, f"a {width}x{height} image"))
+        except BudgetExceeded as exc:  # nothing was decoded
+            if exc.permanent:
+                raise ApiError(413, str(exc)) from None
+            state.metrics.rejected.inc(model=served.name, reason="memory")
+            raise ApiError(503, str(exc), {"Retry-After": str(state.config.retry_after_s)}) from None
+        try:
+            image = await asyncio.to_thread(
+                imgs.decode_image,
+                body,
+                content_type=media,
+                channels=served.metadata.in_channels,
+                max_pixels=state.config.max_pixels,
+            )
+        except imgs.ImageError as exc:
+            raise ApiError(exc.status, str(exc)) from None
+        yield image
 
 
 @endpoint("translate")
 async def translate(request: Request, state: ServerState) -> Response:
-    """PNG/JPEG body -> PNG. Concurrent same-size images are merged into one ``model.translate`` call."""
+    """PNG/JPEG body -> PNG. Concurrent same-size images are merged into one ``model.translate`` call; the
+    image's memory stays reserved until its answer is encoded (see :func:`image_body`)."""
     served = state.model(request.path_params["name"])
     _require_task(served, "translate", "translate")
-    image = await image_body(request, state, served.metadata.in_channels)
 
     def run(model: Model, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {
@@ -73,13 +98,14 @@ async def translate(request: Request, state: ServerState) -> Response:
         }
 
     timeout_s = state.config.timeout_s
-    result = await run_model(
-        state,
-        served,
-        lambda: served.batcher.run(run, {"images": image[None]}, kind="translate", timeout_s=timeout_s),
-        timeout_s,
-    )
-    png = await asyncio.to_thread(imgs.encode_png, result["images"][0])
+    async with image_body(request, state, served) as image:
+        result = await run_model(
+            state,
+            served,
+            lambda: served.batcher.run(run, {"images": image[None]}, kind="translate", timeout_s=timeout_s),
+            timeout_s,
+        )
+        png = await asyncio.to_thread(imgs.encode_png, result["images"][0])
     return Response(png, media_type="image/png")
 
 

@@ -166,7 +166,7 @@ def test_failed_write_keeps_the_previous_model(repo: Path, tmp_path: Path) -> No
     model.write_bytes((repo / "digits" / "1" / "model.onnx").read_bytes())
     inputs, outputs = onnx_signature(model)
     with pytest.raises(TritonConfigError, match="preferred_batch_size"):
-        write_repository(repo, config, model, inputs=inputs, outputs=outputs)
+        write_repository(repo, config, model, inputs=inputs, outputs=outputs, force=True)
     assert {p: p.read_bytes() for p in (repo / "digits").rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in repo.iterdir()) == ["digits"]
 
