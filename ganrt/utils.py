@@ -9,7 +9,7 @@ import contextlib
 import math
 import os
 import re
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,14 +22,12 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     ``path``, so readers see the old file or the new one, never a partial one. On failure the temporary file
     is removed and ``path`` is untouched.
 
-    The temporary name is unique (``mkstemp``), so concurrent writers of the same file never collide; it
+    The temporary name is unique (:func:`fresh_temp`), so concurrent writers of the same file never collide; it
     starts with a dot and ends in ``.tmp``, so an interrupted write is easy to recognise and clean up.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp = fresh_temp(target)
     try:
         yield tmp
         with open(tmp, "rb") as f:
@@ -39,8 +37,35 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-# What atomic_path's temporaries look like: ".<target name>.<8 random characters>.tmp" (mkstemp's suffix);
-# tempfile.mkdtemp folders named the same way (training checkpoints) match too.
+def fresh_temp(target: Path, *, directory: bool = False) -> Path:
+    """Create an empty, uniquely named file (or folder) beside ``target``, named like
+    ``.<target name>.<8 hex digits>.tmp``, with the mode a plain ``open``/``mkdir`` of ``target`` would give
+    it: 0o666/0o777 less the umask, or ``target``'s own mode when a file of that name exists. ``mkstemp`` and
+    ``mkdtemp`` make it 0o600/0o700, and the rename into place would then hand a model, an export or a
+    checkpoint to its owner alone."""
+    try:
+        mode = target.stat().st_mode & 0o7777 if not directory else None
+    except OSError:
+        mode = None
+    while True:
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            if directory:
+                os.mkdir(tmp, 0o777)
+                return tmp
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        try:
+            if mode is not None:
+                os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+        return tmp
+
+
+# What fresh_temp's files and folders look like: ".<target name>.<8 random characters>.tmp" (older versions
+# used mkstemp/mkdtemp's 8-character suffix, which matches too).
 _ORPHAN = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
 
 

@@ -42,13 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import secrets
 
+    from PIL import Image
     from rich.console import Console
 
     from ganrt.runtime.images import grid
     from ganrt.runtime.model import save_image
-
-    from PIL import Image
-
     from ganrt.runtime.sampler import MAX_COUNT
 
     if not 1 <= args.num <= MAX_COUNT:

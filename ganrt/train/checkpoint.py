@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from ganrt.utils import atomic_write
+from ganrt.utils import atomic_write, fresh_temp
 
 STATE_DIR = "train_state"
 LATEST = "latest.json"
@@ -88,7 +87,7 @@ def write_checkpoint(run_dir: Path, step: int, weights_file: Path, tensors: dict
     root = run_dir / STATE_DIR
     root.mkdir(parents=True, exist_ok=True)
     name = f"step_{step:08d}"
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.", suffix=".tmp"))
+    tmp = fresh_temp(root / name, directory=True)
     try:
         try:
             os.link(weights_file, tmp / "weights.safetensors")
