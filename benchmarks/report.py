@@ -9,7 +9,13 @@ for that benchmark's JSON layout (runtime, serve), or as a generic table of the 
 that fails on a file (an older layout) falls through to the next. Missing results leave a line saying which
 command produces them; missing markers are reported and skipped.
 
+The ``gpu`` section is the GPU run of benchmarks/gpu.sh: one block per device folder
+``benchmarks/results/gpu/<device>/`` (environment, step status, the junit XML of the cuda tests, the sanitizer
+log, ``ops.json`` and ``models.json`` rendered by their scripts' ``markdown``); without such a folder it says
+that no GPU run has happened yet.
+
 Usage: python benchmarks/report.py [--readme README.md] [--results benchmarks/results] [--check]
+       python benchmarks/report.py --gpu-summary FOLDER     (the summary benchmarks/gpu.sh prints)
 ``--check`` changes nothing and exits 1 when README is out of date.
 """
 
@@ -21,6 +27,7 @@ import json
 import math
 import re
 import sys
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -28,7 +35,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-SECTIONS = ("ops", "train", "runtime", "serve", "models")
+SECTIONS = ("ops", "train", "runtime", "serve", "models", "gpu")
 # Columns a generic table shows at most; more would not fit a README.
 MAX_COLUMNS = 12
 
@@ -196,8 +203,120 @@ def serve_markdown(data: dict[str, Any]) -> str:
 BUILTIN: dict[str, Callable[[dict[str, Any]], str]] = {"runtime": runtime_markdown, "serve": serve_markdown}
 
 
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def junit_summary(path: Path) -> dict[str, Any] | None:
+    """Counts of a junit XML file (pytest --junitxml) and the ids of failed tests, or None when unreadable."""
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return None
+    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+    counts = {k: sum(int(s.get(k, 0)) for s in suites) for k in ("tests", "failures", "errors", "skipped")}
+    failed = [
+        f"{case.get('classname', '')}::{case.get('name', '')}"
+        for case in root.iter("testcase")
+        if case.find("failure") is not None or case.find("error") is not None
+    ]
+    counts["passed"] = counts["tests"] - counts["failures"] - counts["errors"] - counts["skipped"]
+    counts["failed_ids"] = failed
+    return counts
+
+
+def sanitizer_summary(path: Path) -> list[tuple[str, str]]:
+    """(tool, its ERROR SUMMARY or RACECHECK SUMMARY line) per compute-sanitizer run in gpu.sh's log."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    out, tool = [], "?"
+    for line in text.splitlines():
+        marker = re.match(r"^== gpu\.sh: compute-sanitizer --tool (\w+)", line)
+        if marker:
+            tool = marker.group(1)
+        summary = re.search(r"(?:ERROR|RACECHECK) SUMMARY: .*", line)
+        if summary:
+            out.append((tool, summary.group(0)))
+    return out
+
+
+def gpu_markdown(folder: Path, scripts: Path = HERE) -> str:
+    """The GPU run in ``folder`` (what benchmarks/gpu.sh writes): environment, steps, tests, sanitizers, ops
+    and model benchmarks."""
+    env = _read_json(folder / "environment.json") or {}
+    gpu = (env.get("machine", {}).get("gpus") or [{}])[0]
+    libraries = env.get("machine", {}).get("libraries", {})
+    lines = [
+        (
+            f"Device {gpu.get('name', '?')} (compute capability {gpu.get('compute_capability', '?')}, "
+            f"{gpu.get('multiprocessors', '?')} SMs), driver {gpu.get('driver', '?')}, CUDA runtime "
+            f"{gpu.get('cuda_runtime', '?')}, cuDNN {gpu.get('cudnn', '?')}; "
+            f"torch {libraries.get('torch', '?')}, nvcc {env.get('nvcc', '?')}; "
+            f"ganrt {libraries.get('ganrt', '?')} at commit {env.get('commit', '?')}; "
+            f"{env.get('machine', {}).get('timestamp', '?')}. Reproduce: `bash benchmarks/gpu.sh`."
+        ),
+    ]
+    steps = (_read_json(folder / "steps.json") or {}).get("steps", [])
+    if steps:
+        lines += ["", "| step | status | seconds | budget s |", "|---|---|---|---|"]
+        for step in steps:
+            lines.append(
+                f"| {step['name']} | {step['status']} | {_cell(float(step.get('seconds', 0)))} | "
+                f"{step.get('budget_s', '–')} |"
+            )
+    tests = junit_summary(folder / "tests.xml")
+    if tests is not None:
+        counts = (
+            f"{tests['passed']} passed, {tests['failures']} failed, {tests['errors']} errors, "
+            f"{tests['skipped']} skipped"
+        )
+        selection = '`pytest -m "(cuda or tensorrt) and not slow"`'
+        lines += ["", f"{selection}: {counts} (tensorrt tests skip where TensorRT is not installed)."]
+        if tests["failed_ids"]:
+            lines.append("Failed: " + ", ".join(f"`{t}`" for t in tests["failed_ids"][:20]) + ".")
+    sanitizers = sanitizer_summary(folder / "sanitizer.log")
+    if sanitizers:
+        lines.append("")
+        lines += [f"compute-sanitizer {tool} on the kernel tests: {summary}." for tool, summary in sanitizers]
+    for name in ("ops", "models"):
+        data = _read_json(folder / f"{name}.json")
+        if data is None:
+            lines += ["", f"_No {name} results in this run (see the step table)._"]
+            continue
+        render, _ = _load_renderer(name, scripts)
+        try:
+            body = render(data) if render else generic_markdown(data)
+        except Exception as exc:  # an older layout: keep the README buildable
+            body = f"{generic_markdown(data)}\n\n({name}.py markdown() failed: {type(exc).__name__}: {exc})"
+        lines += ["", body.strip()]
+    return "\n".join(lines)
+
+
+def render_gpu_section(results: Path, scripts: Path) -> str:
+    runs = sorted(p for p in (results / "gpu").glob("*") if p.is_dir()) if (results / "gpu").is_dir() else []
+    if not runs:
+        return (
+            "_No GPU run has happened yet: no GPU has been available to this project. "
+            "`bash benchmarks/gpu.sh` on a CUDA machine writes `benchmarks/results/gpu/<device>/`, and this "
+            "section is generated from it._"
+        )
+    parts = []
+    for folder in runs:
+        rel = folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder
+        header = f"**gpu · {folder.name}** — generated from `{rel}/`"
+        parts.append(f"{header}\n\n{gpu_markdown(folder, scripts)}")
+    return "\n\n".join(parts)
+
+
 def render_section(name: str, results: Path, scripts: Path) -> str:
     """Markdown for one README section (without the markers)."""
+    if name == "gpu":
+        return render_gpu_section(results, scripts)
     files = results_files(results, name)
     if not files:
         return (
@@ -260,7 +379,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=HERE / "results")
     parser.add_argument("--scripts", type=Path, default=HERE, help="where benchmarks/NAME.py live")
     parser.add_argument("--check", action="store_true", help="exit 1 if README is out of date; write nothing")
+    parser.add_argument(
+        "--gpu-summary",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="print the summary of a GPU run folder",
+    )
     args = parser.parse_args(argv)
+    if args.gpu_summary is not None:
+        print(gpu_markdown(args.gpu_summary, args.scripts))
+        return 0
 
     sections = {name: render_section(name, args.results, args.scripts) for name in SECTIONS}
     old = args.readme.read_text(encoding="utf-8")

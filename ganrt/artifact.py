@@ -31,7 +31,10 @@ class ArtifactMetadata:
 
     Image tensors are NCHW with values in ``value_range`` ([-1, 1]); ``image_size`` is the native (training)
     resolution and ``multiple`` the divisibility that H and W must satisfy (1 for samplers, which take no
-    image; the native size for fixed-size encoders).
+    image; the native size for fixed-size encoders). ``weights_sha256`` is the sha256 of the weights the
+    artifact computes with, recorded at export and checked by ``ganrt info --verify``: for ONNX
+    :func:`onnx_weights_digest`, for a TensorRT engine the plan file's bytes; empty in artifacts written
+    before it existed (they still load).
     """
 
     family: str
@@ -44,6 +47,7 @@ class ArtifactMetadata:
     num_classes: int = 0
     precision: str = "fp32"
     config_hash: str = ""
+    weights_sha256: str = ""
     ganrt_version: str = ""
     layout: str = "NCHW"
     value_range: tuple[float, float] = (-1.0, 1.0)
@@ -111,6 +115,34 @@ class ArtifactMetadata:
         values = dataclasses.asdict(self)
         values["value_range"] = list(self.value_range)
         return values
+
+
+def onnx_weights_digest(model: Any) -> str:
+    """sha256 (hex) of an ONNX model's weights: every initializer and ``Constant`` tensor of the main graph,
+    in graph order, as (kind, name, dtype, shape, little-endian values). Metadata, names of nodes and doc strings
+    do not enter it, so writing the digest into the model's own ``metadata_props`` does not change it."""
+    import hashlib
+
+    import numpy as np
+    from onnx import AttributeProto, numpy_helper
+
+    digest = hashlib.sha256()
+
+    def add(kind: str, name: str, tensor: Any) -> None:
+        array = np.ascontiguousarray(numpy_helper.to_array(tensor))
+        if array.dtype.byteorder == ">":
+            array = array.astype(array.dtype.newbyteorder("<"))
+        digest.update(f"{kind}|{name}|{array.dtype.str}|{list(array.shape)}\n".encode())
+        digest.update(array.tobytes())
+
+    for tensor in model.graph.initializer:
+        add("initializer", tensor.name, tensor)
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+            for attr in node.attribute:
+                if attr.type == AttributeProto.TENSOR:
+                    add("constant", node.output[0] if node.output else node.name, attr.t)
+    return digest.hexdigest()
 
 
 # Graph tensor names per task. ONNX forbids a graph output that shares its name with a graph input, so a

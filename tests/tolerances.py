@@ -7,7 +7,9 @@ are judged relative to their size.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -99,6 +101,13 @@ RESIZED_TRANSLATION_PSNR_DB = 58.0
 # A float32 TensorRT engine (TF32 off, see ganrt/export/tensorrt.py) against ONNX Runtime on the CPU: TensorRT
 # picks its own convolution tactics and accumulation orders, so rounding differs about a digit more than ONNX's.
 TENSORRT = Tol(atol=1e-3, rtol=0.0)
+# The torch backend on CUDA in float32, uint8 pictures out, against the CPU (inside full_fp32()) or against
+# itself (graphs vs eager, replays; TF32 allowed, both sides alike): different summation orders move outputs far
+# below one uint8 level, so only a rounding tie flips, by one level.
+TORCH_CUDA_FP32_LEVELS = 1
+# The same network in fp16/bf16 (channels_last, CUDA graphs) against float32 on the CPU, as [-1, 1] images: the
+# bound the export recipes put on fp16 artifacts.
+TORCH_CUDA_HALF_PSNR_DB = 40.0
 
 # ganrt.bench's memory figures: within this many MiB of what a test allocates (allocator and interpreter noise),
 # and sums of figures rounded to 0.1 MiB each within MEMORY_ROUNDING_MB of the rounded sum.
@@ -121,6 +130,24 @@ UPSTREAM_ATOL = 1e-4
 # Half-precision networks on CUDA: error vs float32 at most HALF_ERROR_FACTOR times the stock network's error in
 # the same dtype, plus this floor for outputs that both get (nearly) exact.
 NETWORK_HALF_ERROR_FLOOR = 1e-3
+
+
+@contextlib.contextmanager
+def full_fp32() -> Iterator[None]:
+    """Full-precision fp32 convolutions and matmuls on CUDA inside the block.
+
+    cuDNN runs fp32 convolutions in TF32 by default (inputs rounded to a 10-bit mantissa: ~1e-3 relative error
+    per convolution), far outside the float32 tolerances above; every GPU-vs-CPU fp32 comparison of networks
+    runs inside this. Set through the ``fp32_precision`` API only: torch raises when it is mixed with the
+    legacy ``allow_tf32`` flags.
+    """
+    conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
+    before = conv.fp32_precision, matmul.fp32_precision
+    conv.fp32_precision = matmul.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        conv.fp32_precision, matmul.fp32_precision = before
 
 
 def assert_close(actual: torch.Tensor, expected: torch.Tensor, tol: Tol, what: str = "") -> None:

@@ -54,6 +54,19 @@ def host_tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array))
 
 
+def check_finite(value: np.ndarray | torch.Tensor, what: str) -> None:
+    """Raise ``ValueError`` when a floating-point array or tensor holds NaN or infinite values: a network
+    turns them into NaN images without any error, so they are refused at the input."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            bad = int(value.size - np.count_nonzero(np.isfinite(value)))
+            raise ValueError(f"{what} holds {bad} NaN or infinite value(s); inputs must be finite")
+        return
+    if value.is_floating_point() and not bool(value.isfinite().all()):
+        bad = int(value.numel() - int(value.isfinite().sum()))
+        raise ValueError(f"{what} holds {bad} NaN or infinite value(s); inputs must be finite")
+
+
 @dataclasses.dataclass(frozen=True)
 class TensorSpec:
     """A graph input or output: ``name``, numpy ``dtype`` name, ``shape`` with -1 for dynamic dimensions."""
@@ -149,8 +162,9 @@ class Runner(abc.ABC):
 
     def check_feeds(self, feeds: Mapping[str, Any]) -> None:
         """Raise ``ValueError``/``TypeError`` naming the input and the requirement for unknown or missing
-        names, a wrong dtype, rank or static dimension, an empty dimension, batches that differ between
-        inputs or exceed :attr:`max_batch`. The one input check every caller (runtime, serve, bench) uses."""
+        names, a wrong dtype, rank or static dimension, an empty dimension, NaN or infinite values, batches
+        that differ between inputs or exceed :attr:`max_batch`. The one input check every caller (runtime,
+        serve, bench) uses."""
         names = [spec.name for spec in self.inputs]
         unknown = sorted(set(feeds) - set(names))
         if unknown:
@@ -167,6 +181,7 @@ class Runner(abc.ABC):
                     raise ValueError(
                         f"input {spec.name!r} dimension {axis} must be >= 1, got shape {list(value.shape)}"
                     )
+            check_finite(value, f"input {spec.name!r}")
             if not len(value.shape):
                 continue
             if batch is not None and value.shape[0] != batch:

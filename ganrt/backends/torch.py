@@ -1,6 +1,13 @@
 """PyTorch backend: ganrt run directories (``config.json`` + ``weights.safetensors``) on the fused ops, eager or
 through ``torch.compile``.
 
+On CUDA the runner is built for latency: its own stream (the runtime orders it after the caller's stream and
+queues the uint8 pre/post kernels on it), weights in the requested precision, channels_last activations for
+fp16/bf16 (cuDNN's tensor-core convolutions are NHWC-native), and a CUDA graph per input shape: static input
+and output buffers, a warm-up on the runner's stream, one capture, then every call is copy-in, one replay,
+copy-out. A shape whose capture fails runs eagerly and ``info()["cuda_graph_fallback"]`` says why.
+``compile="max-autotune"`` (or another ``torch.compile`` mode) replaces the graphs with Inductor's code.
+
 The runner exposes the same graph-level I/O as the exported ONNX (``image`` -> ``output``; ``z`` [+ ``label``]
 -> ``image``; ``image``, ``eps`` -> ``mu``, ``logvar``, ``z``), built from the same :func:`graph_module` that
 export traces, so the rest of ganrt cannot tell backends apart and ``sample(seed=s)`` gives the same images
@@ -10,6 +17,7 @@ function export uses.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import warnings
@@ -31,6 +39,11 @@ if TYPE_CHECKING:
 
 COMPILE_MODES: tuple[str, ...] = ("default", "reduce-overhead", "max-autotune")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# Input shapes a CUDA runner keeps a captured graph for; each holds its own memory pool (the activations).
+_GRAPHS_KEPT = 4
+# Eager calls on the runner's stream before a capture: cuDNN picks its algorithms and allocates workspaces, lazy
+# initialisation happens, none of which may happen inside a capture.
+_WARMUP_CALLS = 2
 
 
 class _Translator(nn.Module):
@@ -104,9 +117,9 @@ def graph_module(net: nn.Module, metadata: ArtifactMetadata) -> nn.Module:
     return module
 
 
-def graph_specs(metadata: ArtifactMetadata, dtype: str = "float32") -> tuple[list[TensorSpec], list[TensorSpec]]:
+def graph_specs(metadata: ArtifactMetadata) -> tuple[list[TensorSpec], list[TensorSpec]]:
     """(inputs, outputs) of the graph for ``metadata``, -1 for dynamic axes (batch always; H and W of
-    translators)."""
+    translators); float32 except class labels (int64), at every compute precision."""
     md = metadata
     names_in, names_out = io_names(md.task, md.num_classes)
     size = md.image_size
@@ -120,10 +133,10 @@ def graph_specs(metadata: ArtifactMetadata, dtype: str = "float32") -> tuple[lis
         shapes_in = [(-1, md.in_channels, size, size), (-1, md.latent_dim)]
         shapes_out = [(-1, md.latent_dim)] * 3
     inputs = [
-        TensorSpec(name, "int64" if name == "label" else dtype, shape)
+        TensorSpec(name, "int64" if name == "label" else "float32", shape)
         for name, shape in zip(names_in, shapes_in, strict=True)
     ]
-    outputs = [TensorSpec(name, dtype, shape) for name, shape in zip(names_out, shapes_out, strict=True)]
+    outputs = [TensorSpec(name, "float32", shape) for name, shape in zip(names_out, shapes_out, strict=True)]
     return inputs, outputs
 
 
@@ -139,13 +152,36 @@ def _quiet_inductor_import() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def _cudnn_benchmark() -> Iterator[None]:
+    """cuDNN times its convolution algorithms for each new shape (in the warm-up calls before a capture) and the
+    capture replays the cached winners; only the benchmark flag changes, and only for the duration."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+class _Graph:
+    """One captured CUDA graph: the static input buffers it reads and the output tensors it writes."""
+
+    def __init__(self, graph: torch.cuda.CUDAGraph, inputs: list[torch.Tensor], outputs: tuple[torch.Tensor, ...]):
+        self.graph = graph
+        self.inputs = inputs
+        self.outputs = outputs
+
+
 class TorchRunner(Runner):
     """One ganrt network in eval mode, running one part of its family (see :func:`graph_module`).
 
     ``threads`` applies to this runner's calls only (set around each call and restored): loading a model
     never changes ``torch.set_num_threads`` for the rest of the process. ``compile`` traces the graph module
     with ``torch.compile(mode=compile)`` on the first call; ``precision`` casts the weights (``fp16``/``bf16``
-    are for CUDA; on CPU ganrt's fused kernels take float32).
+    are for CUDA; on CPU ganrt's fused kernels take float32). On CUDA: ``cuda_graphs`` captures a graph per
+    input shape (not combined with ``compile``, whose ``reduce-overhead`` mode does its own);
+    ``channels_last`` (default: on for fp16/bf16) runs the convolutions in NHWC.
     """
 
     backend = "torch"
@@ -165,6 +201,8 @@ class TorchRunner(Runner):
         fused: bool = True,
         compile: str | None = None,
         precision: str = "fp32",
+        cuda_graphs: bool = True,
+        channels_last: bool | None = None,
         **options: Any,
     ) -> TorchRunner:
         """The run directory at ``path``: its family's default part, or ``part`` (``decoder``/``encoder`` of a
@@ -202,6 +240,8 @@ class TorchRunner(Runner):
             threads=threads,
             compile=compile,
             precision=precision,
+            cuda_graphs=cuda_graphs,
+            channels_last=channels_last,
             source=str(path),
         )
 
@@ -215,7 +255,10 @@ class TorchRunner(Runner):
         threads: int | None = None,
         compile: str | None = None,
         precision: str = "fp32",
+        cuda_graphs: bool = True,
+        channels_last: bool | None = None,
         source: str = "",
+        stream: torch.cuda.Stream | None = None,
     ):
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
@@ -225,19 +268,34 @@ class TorchRunner(Runner):
             raise ValueError(f"precision must be one of {tuple(_DTYPES)}, got {precision!r}")
         if precision == "fp16" and torch.device(device).type == "cpu":
             raise ValueError("precision 'fp16' runs on CUDA devices; on CPU use 'fp32' or 'bf16'")
+        self._device = torch.device(device)
+        cuda = self._device.type == "cuda"
+        if channels_last is None:
+            channels_last = cuda and precision != "fp32"
         self._dtype = _DTYPES[precision]
         self.net = net.eval().to(device=device, dtype=self._dtype)
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
         self.metadata = dataclasses.replace(metadata, precision=precision)
         self.part = part
         self.device = device
-        self._device = torch.device(device)
+        self.channels_last = channels_last
+        self.cuda_graphs = cuda_graphs and cuda and compile is None
+        if cuda and stream is None:
+            stream = torch.cuda.Stream(device=self._device)
+        self._stream = stream if cuda else None
+        self._graphs: collections.OrderedDict[tuple, _Graph | None] = collections.OrderedDict()
+        self._graph_error: str | None = None
         self._threads = threads
         self.threads = threads if threads is not None else torch.get_num_threads()
         self.max_batch = None
         self.precision = precision
         self.compile = compile
         self.path = Path(source) if source else None
-        self.inputs, self.outputs = graph_specs(self.metadata, str(self._dtype).removeprefix("torch."))
+        # float32 graph I/O at every precision, like ganrt's fp16 ONNX artifacts: the casts to and from the
+        # compute dtype ride on the copies into and out of the static buffers (inside the captured graph when
+        # eager), so the runtime's buffers, pre/post kernels and host arrays stay float32.
+        self.inputs, self.outputs = graph_specs(self.metadata)
         self._output_names = [s.name for s in self.outputs]
         module = graph_module(self.net, self.metadata)
         if compile is not None:
@@ -267,11 +325,18 @@ class TorchRunner(Runner):
             threads=self._threads,
             compile=self.compile,
             precision=self.precision,
+            cuda_graphs=self.cuda_graphs,
+            channels_last=self.channels_last,
             source=str(self.path or ""),
+            stream=self._stream,  # one stream per network: the runtime orders a VAE's two parts on it
         )
 
     def metadata_props(self) -> dict[str, str]:
         return self.metadata.to_props()
+
+    @property
+    def stream(self) -> torch.cuda.Stream | None:
+        return self._stream
 
     @contextlib.contextmanager
     def _thread_scope(self) -> Iterator[None]:
@@ -286,31 +351,119 @@ class TorchRunner(Runner):
         finally:
             torch.set_num_threads(before)
 
-    def forward(self, feeds: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Graph outputs for device tensors ``feeds`` (fresh tensors)."""
+    # ------------------------------------------------------------------------------------------ running
+    def _prepare(self, t: torch.Tensor) -> torch.Tensor:
+        """A graph input in the dtype and layout the network runs in (float inputs cast to the precision, image
+        inputs channels_last when enabled); integer inputs (labels) unchanged."""
+        if not t.is_floating_point():
+            return t
+        t = t.to(self._dtype)
+        if self.channels_last and t.dim() == 4:
+            t = t.contiguous(memory_format=torch.channels_last)
+        return t
+
+    def _eager(self, inputs: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
         with torch.inference_mode(), self._thread_scope():
-            out = self._module(*(feeds[s.name] for s in self.inputs))
-        outs = out if isinstance(out, tuple) else (out,)
+            out = self._module(*(self._prepare(t) for t in inputs))
+        return out if isinstance(out, tuple) else (out,)
+
+    def _capture(self, inputs: list[torch.Tensor]) -> _Graph | None:
+        """A CUDA graph of the module for these input shapes (static copies of ``inputs`` already filled), or
+        ``None`` when capture fails; called with the runner's stream current."""
+        static = [self._prepare(t.clone()) for t in inputs]
+        graph = torch.cuda.CUDAGraph()
+        with _cudnn_benchmark():
+            for _ in range(_WARMUP_CALLS):
+                self._eager(static)
+            try:
+                # thread_local: CUDA calls from other threads (a server's request threads) stay legal meanwhile.
+                with torch.inference_mode(), torch.cuda.graph(
+                    graph, stream=self._stream, capture_error_mode="thread_local"
+                ):
+                    out = self._module(*static)
+            except RuntimeError as exc:
+                self._graph_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                return None
+        return _Graph(graph, static, out if isinstance(out, tuple) else (out,))
+
+    def _execute(self, inputs: list[torch.Tensor]) -> tuple[tuple[torch.Tensor, ...], bool]:
+        """The outputs for ``inputs`` (device tensors, graph input order), queued on the current stream, and
+        whether they are a graph's static outputs (valid until the next call of this runner)."""
+        if not self.cuda_graphs:
+            return self._eager(inputs), False
+        key = tuple((tuple(t.shape), t.dtype) for t in inputs)
+        if key not in self._graphs:
+            graph = self._capture(inputs)
+            self._graphs[key] = graph
+            while len(self._graphs) > _GRAPHS_KEPT:
+                self._graphs.popitem(last=False)  # its memory pool goes with it
+        else:
+            self._graphs.move_to_end(key)
+            graph = self._graphs[key]
+        if graph is None:
+            return self._eager(inputs), False
+        for static, value in zip(graph.inputs, inputs, strict=True):
+            static.copy_(value)
+        graph.graph.replay()
+        return graph.outputs, True
+
+    @contextlib.contextmanager
+    def _on_stream(self) -> Iterator[None]:
+        """Make the runner's stream current, ordered after the caller's current stream on entry and before it
+        on exit, also on errors (nothing to order when the runtime already made it current)."""
+        if self._stream is None:
+            yield
+            return
+        with torch.cuda.device(self._device):
+            caller = torch.cuda.current_stream(self._device)
+            if caller == self._stream:
+                yield
+                return
+            self._stream.wait_stream(caller)
+            try:
+                with torch.cuda.stream(self._stream):
+                    yield
+            finally:
+                caller.wait_stream(self._stream)
+
+    def forward(self, feeds: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Graph outputs for device tensors ``feeds`` (fresh float32 tensors)."""
+        with self._on_stream():
+            outs, static = self._execute([feeds[s.name] for s in self.inputs])
+            outs = tuple(o.float() if o.dtype != torch.float32 else o.clone() if static else o for o in outs)
         return dict(zip(self._output_names, outs, strict=True))
 
     def run(self, feeds: Mapping[str, torch.Tensor], outputs: Mapping[str, torch.Tensor]) -> None:
-        for name, value in self.forward(feeds).items():
-            if name in outputs:
-                outputs[name].copy_(value)
+        with self._on_stream():
+            outs, _ = self._execute([feeds[s.name] for s in self.inputs])
+            for name, value in zip(self._output_names, outs, strict=True):
+                if name in outputs:
+                    outputs[name].copy_(value)
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.check_feeds(feeds)
-        tensors = {k: host_tensor(np.asarray(v)).to(self._device) for k, v in feeds.items()}
-        return {k: v.float().cpu().numpy() if v.dtype == torch.bfloat16 else v.cpu().numpy()
-                for k, v in self.forward(tensors).items()}  # fmt: skip
+        with self._on_stream():
+            tensors = [host_tensor(np.asarray(feeds[s.name])).to(self._device) for s in self.inputs]
+            outs, _ = self._execute(tensors)
+            hosts = [o.float().cpu() for o in outs]
+        return {name: h.contiguous().numpy() for name, h in zip(self._output_names, hosts, strict=True)}
 
     def info(self) -> dict[str, Any]:
-        return {
+        info: dict[str, Any] = {
             "torch_version": torch.__version__,
             "fused_ops": bool(getattr(self.net, "fused", True)),
             "compile": self.compile,
         }
+        if self._stream is not None:
+            info.update(
+                channels_last=self.channels_last,
+                cuda_graphs=self.cuda_graphs,
+                cuda_graphs_captured=sum(g is not None for g in self._graphs.values()),
+                cuda_graph_fallback=self._graph_error,
+            )
+        return info
 
     def close(self) -> None:
+        self._graphs.clear()
         self.net = None
         self._module = None

@@ -1,5 +1,6 @@
-"""The benchmarked backends: PyTorch eager, torch.compile, ONNX Runtime, OpenVINO (fp32 and bf16), the ganrt
-runtime and TensorRT.
+"""The benchmarked backends: PyTorch eager, ganrt's torch backend (on CUDA: channels_last and CUDA graphs),
+torch.compile, ONNX Runtime, OpenVINO (fp32 and bf16), the ganrt runtime (on the exported artifact, or on the
+run directory) and TensorRT.
 
 Each is a :class:`BenchRunner` around the runner of the shared backend layer (:mod:`ganrt.backends`) that the
 runtime and export's parity gate use too; this module only adds what benchmarking needs: the same host inputs
@@ -33,13 +34,7 @@ if TYPE_CHECKING:
     from ganrt.backends.base import Runner
 
 BACKENDS: tuple[str, ...] = (
-    "torch",
-    "compile",
-    "onnxruntime",
-    "openvino",
-    "openvino-bf16",
-    "ganrt",
-    "tensorrt",
+    "eager", "torch", "compile", "onnxruntime", "openvino", "openvino-bf16", "ganrt", "ganrt-torch", "tensorrt"
 )
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16")
 
@@ -268,35 +263,50 @@ def _output_shapes(target: Target, feeds: Mapping[str, Any]) -> dict[str, tuple[
 
 
 class TorchBench(_DeviceRunner):
-    """The target's PyTorch module (ganrt's fused ops inside), eager or through ``torch.compile``: the torch
-    backend of :mod:`ganrt.backends`."""
+    """The target's network through the torch backend of :mod:`ganrt.backends`, in one of three variants:
 
-    name = backend = "torch"
+    - ``torch``: ganrt's fused ops, and on CUDA its fast path (channels_last for fp16/bf16, a CUDA graph per
+      input shape);
+    - ``eager``: stock PyTorch layers (``fused=False``), NCHW, no graphs: plain PyTorch eager, the baseline;
+    - ``compile``: ganrt's network through ``torch.compile(mode=compile_mode)`` (compiled in cold start).
+    """
 
-    def __init__(self, *args: Any, compiled: bool = False, **kwargs: Any) -> None:
+    backend = "torch"
+    VARIANTS = ("torch", "eager", "compile")
+
+    def __init__(self, *args: Any, variant: str = "torch", compile_mode: str = "default", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.compiled = compiled
-        if compiled:
-            self.name = "compile"
+        if variant not in self.VARIANTS:
+            raise ValueError(f"variant must be one of {self.VARIANTS}, got {variant!r}")
+        self.name = self.variant = variant
+        self.compile_mode = compile_mode
+        if variant == "compile":
             self.fixed_batch = True
         if self.target.task not in ("translate", "sample"):
             raise Unavailable(f"torch backends benchmark translate and sample graphs, not {self.target.task!r}")
         self.artifact = self.artifacts.run_dir()
 
     def _load_options(self) -> dict[str, Any]:
-        # Compilation itself happens on the first call, inside cold start.
-        return {"compile": "default" if self.compiled else None, "precision": self.precision}
+        options: dict[str, Any] = {"precision": self.precision}
+        if self.variant == "eager":
+            options.update(fused=False, cuda_graphs=False, channels_last=False)
+        elif self.variant == "compile":
+            options["compile"] = self.compile_mode  # compilation itself happens on the first call
+        return options
 
     def info(self) -> dict[str, Any]:
-        return {
-            "compiled": self.compiled,
-            "mode": "default" if self.compiled else "eager",
+        info: dict[str, Any] = {
+            "variant": self.variant,
+            "mode": self.compile_mode if self.variant == "compile" else "eager",
             "threads": self.threads,
         }
+        if hasattr(self, "runner"):
+            info.update(self.runner.info())
+        return info
 
     def close(self) -> None:
         super().close()
-        if self.compiled and hasattr(self, "_torch"):
+        if self.variant == "compile" and hasattr(self, "_torch"):
             # Drop compiled graphs: the next case compiles for its own batch without hitting the cache limit.
             self._torch._dynamo.reset()
 
@@ -395,13 +405,21 @@ def _device_index(device: str) -> int:
 
 
 class GanrtBench(BenchRunner):
-    """``ganrt.load`` on the exported artifact, as a user would deploy it (backend chosen by the runtime)."""
+    """``ganrt.load`` as a user would deploy it: on the exported artifact (``ganrt``, backend chosen by the
+    runtime), or on the run directory (``ganrt-torch``: the torch backend at the case's precision, on CUDA
+    with channels_last and CUDA graphs, the runtime's uint8 pre/post on the runner's stream)."""
 
     name = "ganrt"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, source: str = "artifact", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.target.kind == "engine":
+        self.source = source
+        if source == "run":
+            self.name = "ganrt-torch"
+            if self.target.task not in ("translate", "sample"):
+                raise Unavailable(f"ganrt-torch benchmarks translate and sample graphs, not {self.target.task!r}")
+            self.path = self.artifacts.run_dir()
+        elif self.target.kind == "engine":
             if not self.device.startswith("cuda"):
                 raise Unavailable("a TensorRT engine runs only on a CUDA device; --device is cpu")
             self.path, self.build_s = self.artifacts.engine(self.precision, self.batch)
@@ -411,7 +429,8 @@ class GanrtBench(BenchRunner):
     def load(self) -> None:
         import ganrt
 
-        self.model = ganrt.load(self.path, device=self.device, threads=self.threads)
+        options = {"precision": self.precision} if self.source == "run" else {}
+        self.model = ganrt.load(self.path, device=self.device, threads=self.threads, **options)
 
     def infer(self, prepared: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], Phases]:
         t0 = time.perf_counter()
@@ -445,18 +464,27 @@ def _jsonable(value: Any) -> Any:
 
 
 _RUNNERS: dict[str, Callable[..., BenchRunner]] = {
+    "eager": lambda *a, **k: TorchBench(*a, variant="eager", **k),
     "torch": TorchBench,
-    "compile": lambda *a, **k: TorchBench(*a, compiled=True, **k),
+    "compile": lambda *a, compile_mode="default", **k: TorchBench(
+        *a, variant="compile", compile_mode=compile_mode, **k
+    ),
     "onnxruntime": OrtBench,
     "openvino": OpenVinoBench,
     "openvino-bf16": lambda *a, **k: OpenVinoBench(*a, inference_precision="bf16", **k),
     "ganrt": GanrtBench,
+    "ganrt-torch": lambda *a, **k: GanrtBench(*a, source="run", **k),
     "tensorrt": TensorRTBench,
 }
 
 
-def create_runner(backend: str, target: Target, artifacts: Artifacts, **kwargs: Any) -> BenchRunner:
-    """The runner for ``backend``; raises :class:`Unavailable` (with the reason) when it cannot run here."""
+def create_runner(
+    backend: str, target: Target, artifacts: Artifacts, *, compile_mode: str = "default", **kwargs: Any
+) -> BenchRunner:
+    """The runner for ``backend``; raises :class:`Unavailable` (with the reason) when it cannot run here.
+    ``compile_mode`` is the ``torch.compile`` mode of the ``compile`` backend."""
     if backend not in _RUNNERS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "compile":
+        kwargs["compile_mode"] = compile_mode
     return _RUNNERS[backend](target, artifacts, **kwargs)

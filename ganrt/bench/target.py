@@ -224,7 +224,12 @@ def _sized(md: ArtifactMetadata, size: int | None, source: str) -> int:
 def _onnx_target(path: Path, *, size: int | None) -> Target:
     import onnx
 
-    model = onnx.load(str(path), load_external_data=False)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises protobuf's DecodeError, OSError or ValueError alike
+        raise ValueError(f"{path}: not a readable ONNX model (truncated or corrupt?): {exc}") from None
+    if model.ir_version == 0 or not model.HasField("graph"):
+        raise ValueError(f"{path}: not an ONNX model (no IR version or graph: empty or another format?)")
     props = {p.key: p.value for p in model.metadata_props}
     try:
         md = ArtifactMetadata.from_props(props)

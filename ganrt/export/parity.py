@@ -135,7 +135,8 @@ def compare(
     backend: str = "onnxruntime",
 ) -> list[ParityRow]:
     """One :class:`ParityRow` per reference output. A missing output, a shape mismatch or a non-finite value
-    fails its row outright (metrics are then reported as inf / -inf)."""
+    in either the reference or the artifact fails its row outright (metrics are then reported as inf / -inf,
+    and the criteria column says which side was not finite)."""
     text, passed = _criteria(thresholds)
     rows = []
     for name, ref in reference.items():
@@ -145,10 +146,11 @@ def compare(
             rows.append(ParityRow(name, math.inf, math.inf, -math.inf, False, f"{text}; {why}", backend))
             continue
         got = got.astype(np.float32)
-        if not np.all(np.isfinite(got)):
-            rows.append(
-                ParityRow(name, math.inf, math.inf, -math.inf, False, f"{text}; non-finite values", backend)
-            )
+        bad = [who for who, values in (("PyTorch reference", ref), (backend, got))
+               if values.dtype.kind == "f" and not np.all(np.isfinite(values))]  # fmt: skip
+        if bad:
+            why = f"{text}; non-finite values (NaN/inf) in the {' and the '.join(bad)} output"
+            rows.append(ParityRow(name, math.inf, math.inf, -math.inf, False, why, backend))
             continue
         diff = np.abs(ref.astype(np.float64) - got.astype(np.float64))
         peak = 2.0 if name in image_outputs else float(ref.max() - ref.min()) or 1.0

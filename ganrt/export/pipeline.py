@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import os
 import tempfile
 import time
@@ -49,6 +50,7 @@ class TritonRequest:
     instances: int | None = None
     kind: str | None = None
     model: str = "onnx"
+    force: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +87,8 @@ class ExportRequest:
         if "triton_model" in triton:
             triton["model"] = triton.pop("triton_model")
         repo = triton.pop("repo", None)
+        if repo is None and triton.pop("force", False):
+            raise ExportError("force= replaces an existing version in a Triton repository; it needs repo=")
         if repo is None and any(v is not None for k, v in triton.items() if k != "model"):
             raise ExportError("Triton settings need repo= (the model repository folder) and format 'triton'")
         return cls(**kwargs, triton=TritonRequest(repo, **triton) if repo is not None else None)
@@ -101,10 +105,29 @@ class ExportRequest:
             raise ExportError("format 'triton' writes into repo=; output= does not apply")
         if self.triton is not None and self.triton.model not in ("onnx", "plan"):
             raise ExportError(f"triton_model must be 'onnx' or 'plan', got {self.triton.model!r}")
+        if self.output is not None and Path(self.output).is_dir():
+            raise ExportError(f"output {str(self.output)!r} is a folder; give the artifact's file path")
+        _check_parents(self.output, "output")
+        if self.triton is not None:
+            repo = Path(self.triton.repo)
+            if repo.exists() and not repo.is_dir():
+                raise ExportError(f"repo {str(repo)!r} is a file; give the model repository folder")
+            _check_parents(repo, "repo")
 
     @property
     def needs_engine(self) -> bool:
         return self.format == "engine" or (self.triton is not None and self.triton.model == "plan")
+
+
+def _check_parents(path: str | os.PathLike[str] | None, what: str) -> None:
+    """An output path below an existing file cannot be written: say so before any slow stage."""
+    if path is None:
+        return
+    for parent in Path(path).parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ExportError(f"{what} {str(path)!r}: {str(parent)!r} is a file, not a folder")
+            return
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,6 +242,10 @@ class _Export:
             from ganrt.export.tensorrt import import_tensorrt
 
             import_tensorrt()  # fail before the slow stages when TensorRT or the GPU is missing
+        if self.request.triton is not None:
+            from ganrt.export.triton import require_schema
+
+            require_schema()  # the optional tritonclient: fail before the slow stages, naming the extra
         try:
             self.run: Run = Run.load(self.run_dir)
         except (RunError, OSError) as exc:
@@ -234,6 +261,16 @@ class _Export:
             self.run, self.net, part=part, batch=o.batch, height=o.height, width=o.width
         )
         self.metadata: ArtifactMetadata = dataclasses.replace(self.plan.metadata, precision=o.precision)
+        if self.request.triton is not None:
+            from ganrt.export.triton import check_target
+
+            name = self.request.triton.name or self.plan.stem
+            check_target(Path(self.request.triton.repo), name, force=self.request.triton.force)
+        elif self.request.output is None:
+            if (self.run_dir / "export").exists() and not (self.run_dir / "export").is_dir():
+                raise ExportError(
+                    f"{self.run_dir / 'export'} is a file, where exports are written by default"
+                )
 
     def export(self) -> onnx.ModelProto:
         from ganrt.backends.torch import graph_module
@@ -263,6 +300,9 @@ class _Export:
 
                 model, fp16_notes = to_fp16(model)
                 self.notes += fp16_notes
+        from ganrt.artifact import onnx_weights_digest
+
+        self.metadata = dataclasses.replace(self.metadata, weights_sha256=onnx_weights_digest(model))
         props = {p.key: p.value for p in model.metadata_props}
         props.update(self.metadata.to_props())
         onnx.helper.set_model_props(model, props)
@@ -344,11 +384,17 @@ class _Export:
 
             assert self.build is not None
             path = Path(request.output) if request.output is not None else default_dir / f"{stem}.engine"
+            # an engine's weights live in its plan: its digest is the plan's bytes' (see ArtifactMetadata)
+            self.metadata = dataclasses.replace(
+                self.metadata, weights_sha256=hashlib.sha256(self.build.plan).hexdigest()
+            )
             return path, tensorrt.write_engine(path, self.metadata, self.build)
         assert request.triton is not None
         options = _triton_options(self.opts.recipe, plan, request.triton)
         repo = Path(request.triton.repo)
-        return repo / options.name, _write_triton(repo, plan, self.metadata, options, onnx_file, self.build)
+        return repo / options.name, _write_triton(
+            repo, plan, self.metadata, options, onnx_file, self.build, force=request.triton.force
+        )
 
 
 def export(
@@ -367,8 +413,8 @@ def export(
       ``.engine.json``; needs TensorRT and a CUDA GPU) or ``triton`` (``repo/<name>/config.pbtxt`` +
       ``repo/<name>/1/model.onnx``, or ``model.plan`` with ``triton_model="plan"``).
     - ``output``: artifact path (onnx/engine); default ``RUN_DIR/export/<family>[_<part>][.fp16].<ext>``.
-    - ``recipe``: TOML recipe; default the bundled ``export/<family>.toml``. Every ``None`` option takes the
-      recipe's value.
+    - ``recipe``: TOML recipe; default the bundled ``ganrt/export/recipes/<family>.toml``. Every ``None``
+      option takes the recipe's value.
     - ``precision``: ``fp32`` or ``fp16`` (convolutions fp16, instance-norm statistics and graph I/O fp32).
     - ``batch``, ``height``, ``width``: ranges ``"MIN:OPT:MAX"`` / ``(min, opt, max)`` / a fixed int. The ONNX
       batch axis is always dynamic; H/W become dynamic when their range is not a single value (multiples of
@@ -435,6 +481,8 @@ def _write_triton(
     options: TritonOptions,
     onnx_file: Path,
     build: EngineBuild | None,
+    *,
+    force: bool = False,
 ) -> list[Path]:
     """Write the Triton model folder for the verified ONNX file or, when an engine was built, its plan."""
     from ganrt.export import triton
@@ -442,12 +490,15 @@ def _write_triton(
     config = triton.build_config(plan, metadata, options)
     if build is None:
         sig_in, sig_out = triton.onnx_signature(onnx_file)
-        return triton.write_repository(repo, config, onnx_file, inputs=sig_in, outputs=sig_out)
+        return triton.write_repository(
+            repo, config, onnx_file, inputs=sig_in, outputs=sig_out, force=force
+        )
     plan_file = onnx_file.with_name("model.plan")
     plan_file.write_bytes(build.plan)
     sig_in, sig_out = triton.plan_signature(plan)
     return triton.write_repository(
-        repo, config, plan_file, inputs=sig_in, outputs=sig_out, profile_max_batch=plan.batch[2]
+        repo, config, plan_file, inputs=sig_in, outputs=sig_out, profile_max_batch=plan.batch[2],
+        force=force,
     )
 
 

@@ -1,5 +1,5 @@
 """Export recipes: per-family defaults (opset, shape ranges, precision, parity thresholds, TensorRT and Triton
-settings) read from ``export/<family>.toml``.
+settings) read from ``ganrt/export/recipes/<family>.toml`` (package data, shipped in the wheel).
 
 A recipe only sets defaults; every value can be overridden by an argument of :func:`ganrt.export.export` or a
 ``ganrt export`` flag. Unknown keys are errors, so a typo in a recipe never silently falls back to a default.
@@ -8,6 +8,7 @@ A recipe only sets defaults; every value can be overridden by an argument of :fu
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,9 +29,9 @@ MAX_OPSET = 24
 
 Range = tuple[int, int, int]
 
-# The folder holding the bundled export/<family>.toml recipes (a source checkout; absent in a wheel, where the
-# built-in defaults below apply).
-RECIPE_DIR = Path(__file__).resolve().parents[2] / "export"
+# The bundled recipes, one per family: package data (ganrt/export/recipes/<family>.toml), so a source checkout
+# and an installed wheel read the same files.
+RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +110,8 @@ def _typed(value: Any, kind: type, key: str, source: str) -> Any:
         value, ok = float(value), True
     if not ok:
         raise ExportError(f"{source}: {key} must be {kind.__name__}, got {value!r}")
+    if kind is float and not math.isfinite(value):  # TOML has nan and inf; no threshold means either
+        raise ExportError(f"{source}: {key} must be a finite number, got {value!r}")
     return value
 
 
@@ -208,14 +211,18 @@ def recipe_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Reci
 
 
 def load_recipe(path: str | Path | None, family: str) -> Recipe:
-    """The recipe at ``path``, else the bundled ``export/<family>.toml``, else built-in defaults.
+    """The recipe at ``path``, else the bundled ``ganrt/export/recipes/<family>.toml``.
 
-    Raises :class:`ExportError` when the file is missing or invalid, or written for another family.
+    Raises :class:`ExportError` when the file is missing or invalid, or written for another family. A missing
+    bundled recipe is an error too (a broken installation), never a silent fall-back to other thresholds.
     """
     if path is None:
         bundled = RECIPE_DIR / f"{family}.toml"
         if not bundled.is_file():
-            return Recipe(family=family, part="decoder" if family == "vae" else None)
+            raise ExportError(
+                f"the bundled export recipe {bundled} is missing: this ganrt installation is incomplete "
+                f"(reinstall ganrt), or pass a recipe with --recipe"
+            )
         path = bundled
     path = Path(path)
     try:

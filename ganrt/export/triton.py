@@ -71,13 +71,19 @@ class TritonOptions:
 Signature = dict[str, tuple[str, tuple[int, ...]]]
 
 
+def require_schema() -> None:
+    """Raise :class:`~ganrt.export.result.ExportError` naming the extra to install when Triton's config schema
+    (tritonclient, the optional ``ganrt[triton]`` extra) is missing."""
+    _load_model_config_pb2()
+
+
 def _load_model_config_pb2() -> ModuleType:
     try:
         from tritonclient.grpc import model_config_pb2
     except ImportError:
         raise ExportError(
-            "Triton repositories need tritonclient's schema: "
-            "pip install 'tritonclient[grpc]' 'protobuf>=6.33.5'"
+            "Triton repositories need tritonclient's schema: pip install 'ganrt[triton]' "
+            "(tritonclient[grpc] and protobuf>=6.33.5)"
         ) from None
     return model_config_pb2
 
@@ -292,6 +298,25 @@ def check_config(
     return problems
 
 
+def check_target(repo: Path, name: str, *, force: bool = False) -> None:
+    """Raise :class:`~ganrt.export.result.ExportError` when writing model ``name`` into ``repo`` would
+    replace an existing version without ``force``, or when a path in the way is a file (checked before the
+    export's slow stages)."""
+    if repo.exists() and not repo.is_dir():
+        raise ExportError(f"the Triton repository {repo} is a file; give a folder")
+    model_dir = repo / name
+    if model_dir.exists() and not model_dir.is_dir():
+        raise ExportError(f"{model_dir} is a file, where the Triton model folder {name!r} goes")
+    version_dir = model_dir / VERSION
+    if version_dir.exists() and not version_dir.is_dir():
+        raise ExportError(f"{version_dir} is a file, where version {VERSION} of model {name!r} goes")
+    if version_dir.is_dir() and any(version_dir.iterdir()) and not force:
+        raise ExportError(
+            f"version {VERSION} of model {name!r} already exists in {repo} ({version_dir}); pass --force "
+            f"(force=True) to replace its model file and config.pbtxt (nothing else there is touched)"
+        )
+
+
 def write_repository(
     repo: Path,
     config: ModelConfig,
@@ -300,36 +325,48 @@ def write_repository(
     inputs: Signature,
     outputs: Signature,
     profile_max_batch: int | None = None,
+    force: bool = False,
 ) -> list[Path]:
-    """Write ``repo/<name>/config.pbtxt`` and ``repo/<name>/1/<model file>``; the folder is assembled beside
-    its final place, checked (schema round trip + :func:`check_config`) and only then swapped in, so a failure
-    leaves any previous model folder untouched. Raises :class:`TritonConfigError` listing the problems."""
-    repo.mkdir(parents=True, exist_ok=True)
+    """Write ``repo/<name>/config.pbtxt`` and ``repo/<name>/1/<model file>``, and nothing else.
+
+    Other versions and any other files in ``repo/<name>/`` are left alone. An existing version ``1`` is
+    replaced only with ``force`` (its model file and ``config.pbtxt``; other files in it stay). Both files are
+    assembled and checked (schema round trip + :func:`check_config`) in a staging folder first and then moved
+    into place one atomic rename each, so a failure leaves the repository as it was. Raises
+    :class:`TritonConfigError` listing the problems, :class:`~ganrt.export.result.ExportError` when the
+    version exists and ``force`` is not given.
+    """
     if not _NAME.fullmatch(config.name):
         raise TritonConfigError([f"name {config.name!r} must match {_NAME.pattern}"])
-    staging = Path(tempfile.mkdtemp(prefix=f".{config.name}.", dir=repo))
+    check_target(repo, config.name, force=force)
+    final = repo / config.name
+    repo.mkdir(parents=True, exist_ok=True)
+    filename = config.default_model_filename or model_file.name
+    staging = Path(tempfile.mkdtemp(prefix=f".{config.name}.", suffix=".tmp", dir=repo))
     try:
         model_dir = staging / config.name
         (model_dir / VERSION).mkdir(parents=True)
         text = config_text(config)
         (model_dir / "config.pbtxt").write_text(text, encoding="utf-8")
-        shutil.copyfile(model_file, model_dir / VERSION / (config.default_model_filename or model_file.name))
+        shutil.copyfile(model_file, model_dir / VERSION / filename)
         problems = check_config(
             parse_config(text), model_dir, inputs, outputs, profile_max_batch=profile_max_batch
         )
         if problems:
             raise TritonConfigError(problems)
-        final = repo / config.name
-        old = None
-        if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{config.name}.old.", dir=repo))
-            os.replace(final, old / config.name)
-        os.replace(model_dir, final)
-        if old is not None:
-            shutil.rmtree(old)
+        for path in (model_dir / VERSION / filename, model_dir / "config.pbtxt"):
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+        final.mkdir(exist_ok=True)
+        version_dir = final / VERSION
+        if version_dir.is_dir():
+            os.replace(model_dir / VERSION / filename, version_dir / filename)
+        else:
+            os.replace(model_dir / VERSION, version_dir)
+        os.replace(model_dir / "config.pbtxt", final / "config.pbtxt")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return [final / "config.pbtxt", final / VERSION / (config.default_model_filename or model_file.name)]
+    return [final / "config.pbtxt", final / VERSION / filename]
 
 
 def parameters(config: ModelConfig) -> Mapping[str, str]:

@@ -54,6 +54,17 @@ def config_hash(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(config).encode("ascii")).hexdigest()[:16]
 
 
+def weights_digest(tensors: Mapping[str, torch.Tensor]) -> str:
+    """sha256 (hex) of a run's weights: every tensor in key order as (key, dtype, shape, raw bytes). Stored as
+    ``ganrt.weights_sha256`` in ``weights.safetensors``' metadata and checked by ``ganrt info --verify``."""
+    digest = hashlib.sha256()
+    for key in sorted(tensors):
+        t = tensors[key].detach().to("cpu").contiguous()
+        digest.update(f"{key}|{str(t.dtype).removeprefix('torch.')}|{list(t.shape)}\n".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _validate_config(config: Any, where: str) -> dict[str, Any]:
     """Check the run config structure; ``where`` names the file in messages."""
     if not isinstance(config, dict):
@@ -123,9 +134,20 @@ def save_run(path: str | os.PathLike[str], config: Mapping[str, Any], nets: Mapp
             tensors[f"{name}.{key}"] = value.detach().to("cpu", copy=True).contiguous()
     run_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(run_dir / WEIGHTS_NAME) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "pt", "ganrt.config_hash": config_hash(cfg)})
+        metadata = {
+            "format": "pt",
+            "ganrt.config_hash": config_hash(cfg),
+            "ganrt.weights_sha256": weights_digest(tensors),
+        }
+        save_file(tensors, str(tmp), metadata=metadata)
     atomic_write(run_dir / CONFIG_NAME, json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n")
     return run_dir
+
+
+def nonfinite_tensors(state: Mapping[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors of ``state`` holding NaN or infinite values (weights a network
+    cannot compute with: every output would be NaN)."""
+    return [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 
 class Run:
@@ -226,6 +248,12 @@ class Run:
             raise RunError(
                 f"{self.weights_path}: weights of net {name!r} do not fit its spec {self.nets[name]}: "
                 f"shape mismatch {_preview(wrong)}"
+            )
+        bad = nonfinite_tensors(state)
+        if bad:
+            raise RunError(
+                f"{self.weights_path}: weights of net {name!r} hold NaN or infinite values in "
+                f"{len(bad)} tensor(s) {_preview(bad)}; the run is corrupt or its training diverged"
             )
         module.load_state_dict(state)
         return module.eval()

@@ -19,6 +19,7 @@ from ganrt.artifact import ArtifactMetadata
 from ganrt.backends import READERS, runner_class
 from ganrt.backends.base import Runner
 from ganrt.backends.device import cuda_device_count, parse_device
+from ganrt.cli_checks import thread_count
 from ganrt.errors import ArtifactError, MetadataError
 from ganrt.runtime.model import Model, Part
 
@@ -115,6 +116,7 @@ def load(
     net: str | None = None,
     precision: str | None = None,
     cuda_graphs: bool = True,
+    compile: str | None = None,
     **overrides: Any,
 ) -> Model:
     """Load a model for inference.
@@ -134,7 +136,9 @@ def load(
     (``"fp32"`` default, ``"fp16"``/``"bf16"`` on CUDA) and OpenVINO (``"fp32"``, or ``"bf16"`` on CPUs with
     native bf16: AMX or AVX512_BF16); ``None`` lets ``backend="auto"``/``"openvino"`` choose (bf16 only within
     the quality bound). ONNX Runtime and TensorRT run an artifact at the precision it was exported with.
-    cuda_graphs: TensorRT replays a CUDA graph per input shape.
+    cuda_graphs: TensorRT, and the torch backend on CUDA, replay a CUDA graph per input shape.
+    compile: a run directory's torch backend through ``torch.compile(mode=compile)`` (``"default"``,
+    ``"reduce-overhead"``, ``"max-autotune"``) instead of ganrt's CUDA graphs; compiled on the first call.
     overrides: metadata fields (``family=``, ``task=``, ``image_size=``, ``multiple=``, ``latent_dim=``,
     ``num_classes=``, ``value_range=``, ...) for foreign artifacts that lack ganrt metadata.
 
@@ -157,8 +161,7 @@ def load(
             f"for {backend}, {_HOW_TO_GET[needs]}"
         )
     dev, index = parse_device(device)
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    thread_count(threads)  # at most the logical CPUs there are (ValueError naming the limit)
     if kind == "run":
         if overrides:
             raise TypeError(
@@ -179,8 +182,15 @@ def load(
                 f"precision of OpenVINO (ONNX on the CPU) or of a run directory's torch backend"
             )
         options["precision"] = precision
-    if kind == "engine":
+    if compile is not None and kind != "run":
+        raise ValueError(
+            f"{where}: compile= runs a run directory's torch backend through torch.compile; a {kind} artifact "
+            f"is already compiled for its backend"
+        )
+    if kind in ("engine", "run"):
         options["cuda_graphs"] = cuda_graphs
+    if kind == "run" and compile is not None:
+        options["compile"] = compile
     if kind == "run" and net is not None:
         options["net"] = net
     request = _Request(backend, dev, index, threads, options)

@@ -213,27 +213,36 @@ class Model:
     @contextlib.contextmanager
     def _session(self, *parts: Part) -> Iterator[None]:
         """Hold the model's lock; for CUDA parts make the part's stream current, ordered after the caller's
-        current stream on entry and before it on exit (as torch-tensorrt does), so inputs the caller queued
-        are ready and results handed back are complete on the caller's stream."""
+        current stream on entry and before it on exit, also when the block raises (as torch-tensorrt does), so
+        inputs the caller queued are ready, and results and the caller's input buffers are not touched by
+        either side too early. Results handed back are marked as used by the caller's stream
+        (:meth:`_to_host`)."""
         with self._lock, contextlib.ExitStack() as stack:
             if self._closed:
                 raise RuntimeError(f"{self.path}: model is closed")
-            streams = []
+            # The callers' streams, read before any runner stream becomes current.
+            callers: dict[torch.device, torch.cuda.Stream] = {}
+            streams: list[tuple[torch.cuda.Stream, torch.cuda.Stream]] = []
             for part in parts or (self._main,):
                 stream = part.runner.stream
-                if stream is not None:
-                    stack.enter_context(torch.cuda.device(part.torch_device))
-                    caller = torch.cuda.current_stream(part.torch_device)
-                    stream.wait_stream(caller)
-                    stack.enter_context(torch.cuda.stream(stream))
-                    streams.append((stream, caller))
-                    self._callers[part.torch_device] = caller
-            try:
-                yield
-            finally:
-                self._callers.clear()
-            for stream, caller in streams:
-                caller.wait_stream(stream)
+                if stream is None or any(stream == s for s, _ in streams):
+                    continue  # a CPU part, or a stream already ordered (a VAE's parts share one)
+                device = part.torch_device
+                caller = callers.setdefault(device, torch.cuda.current_stream(device))
+                stream.wait_stream(caller)
+                streams.append((stream, caller))
+            stack.callback(self._release_streams, streams)
+            for device, caller in callers.items():
+                stream = next(s for s, c in streams if c is caller)
+                stack.enter_context(torch.cuda.device(device))
+                stack.enter_context(torch.cuda.stream(stream))
+            self._callers = callers
+            yield
+
+    def _release_streams(self, streams: list[tuple[torch.cuda.Stream, torch.cuda.Stream]]) -> None:
+        self._callers = {}
+        for stream, caller in streams:
+            caller.wait_stream(stream)
 
     def _buffers(self, key: tuple, make: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         bufs = self._workspace.get(key)

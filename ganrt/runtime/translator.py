@@ -8,8 +8,12 @@ from typing import Any
 
 import torch
 
+from ganrt.backends.base import check_finite
 from ganrt.runtime import images as _images
 from ganrt.runtime.model import Model, _pad_rows, save_image
+
+# Default pixel limit of translate_file: what ``ganrt serve`` allows per image (4096 x 4096).
+MAX_PIXELS = 4096 * 4096
 
 
 class Translator(Model):
@@ -55,6 +59,9 @@ class Translator(Model):
                 f"got {tuple(x.shape if not single else x.shape[1:])}"
             )
         n, _, h, w = x.shape
+        if n < 1:
+            raise ValueError(f"images: an empty batch (0 images, shape {tuple(x.shape)}); pass at least one")
+        check_finite(x, "images")
         plan = self._plan_size(part, h, w, resize)
         fitted = x
         if plan is not None:
@@ -87,19 +94,28 @@ class Translator(Model):
         return y[0] if single else y
 
     def translate_file(
-        self, src: str | os.PathLike, dst: str | os.PathLike, *, resize: str | None = None
+        self,
+        src: str | os.PathLike,
+        dst: str | os.PathLike,
+        *,
+        resize: str | None = None,
+        max_pixels: int | None = MAX_PIXELS,
     ) -> Path:
-        """Read an image file, translate it, write the result atomically to ``dst`` (format from suffix)."""
-        from PIL import Image, UnidentifiedImageError
+        """Read an image file, translate it, write the result atomically to ``dst`` (format from suffix).
+
+        The file is decoded by :mod:`ganrt.imageio` (the rules training and the server use: EXIF orientation,
+        16-bit rescaled, float as [0, 1], transparency over white); images above ``max_pixels`` (``None``: no
+        limit) are refused from their header, before any pixel is decompressed.
+        """
+        from ganrt import imageio
 
         src, dst = Path(src), Path(dst)
         try:
-            with Image.open(src) as opened:
-                image = opened.convert("L" if self.metadata.in_channels == 1 else "RGB")
+            pixels = imageio.decode(src, self.metadata.in_channels, max_pixels=max_pixels, what=str(src))
         except FileNotFoundError:
             raise FileNotFoundError(f"no such image file: {src}") from None
-        except (UnidentifiedImageError, OSError) as exc:
+        except OSError as exc:
             raise ValueError(f"{src}: not a readable image ({exc})") from exc
-        result = self.translate(image, resize=resize)
+        result = self.translate(pixels, resize=resize)
         save_image(result, dst)
         return dst

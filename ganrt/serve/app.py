@@ -12,6 +12,8 @@ Routes (``{name}`` is a served model; ``/versions/{version}`` variants accept ve
 - ``POST /v1/models/{name}/translate``: PNG/JPEG body -> PNG; ``POST /v1/models/{name}/sample``: ``n``,
   ``seed`` (and ``labels`` for class-conditional models) as query parameters or a JSON object -> PNG grid.
 - ``GET  /metrics``: Prometheus text format (see :mod:`ganrt.serve.metrics`).
+- ``GET  /`` (the web page), ``GET /v1/models``, ``POST /v1/models/{name}/encode|interpolate``: see
+  :mod:`ganrt.serve.ui`.
 
 Every error is JSON ``{"error": "<what is wrong>"}`` with a 4xx status for bad requests (unknown model, wrong
 shape or datatype, undecodable image, body too large, wrong content type), 503 + ``Retry-After`` for a full
@@ -27,11 +29,12 @@ from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ganrt.serve import kserve, v1
+from ganrt.serve import kserve, ui, v1
 from ganrt.serve.config import ServeConfig
 from ganrt.serve.http import endpoint, log
 from ganrt.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -84,7 +87,12 @@ def create_app(models: Mapping[str, Model | Sequence[Model]], config: ServeConfi
             state.draining = True
             await asyncio.gather(*(served.batcher.close() for served in state.models.values()))
 
-    routes = [*kserve.routes(), *v1.routes(), Route("/metrics", metrics, methods=["GET"])]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error})
+    routes = [*kserve.routes(), *v1.routes(), *ui.routes(config), Route("/metrics", metrics, methods=["GET"])]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error},
+        middleware=[Middleware(ui.LatencyHeader)],
+    )
     app.state.ganrt = state
     return app

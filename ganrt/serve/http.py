@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from ganrt.serve.batching import DrainingError, QueueFullError
@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from ganrt.serve.state import ServedModel, ServerState
 
 log = logging.getLogger("ganrt.serve")
+# Status recorded for requests whose client disconnected mid-body (nginx's convention; never sent).
+CLIENT_CLOSED = 499
+
 
 class ApiError(Exception):
     """An error answered as JSON ``{"error": message}`` with ``status`` (and optional headers)."""
@@ -94,6 +97,10 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return body
 
 
+# Endpoints that run a model: refused with 503 once the server drains.
+_WORK = frozenset({"infer", "translate", "sample"})
+
+
 def endpoint(
     label: str,
 ) -> Callable[
@@ -112,6 +119,11 @@ def endpoint(
             served = state.models.get(name)
             label_model = name if served is not None else ""
             try:
+                if served is not None and label in _WORK and state.draining:
+                    # Draining: requests received before finish, new work goes elsewhere (the 503 says so).
+                    state.metrics.rejected.inc(model=served.name, reason="draining")
+                    retry = {"Retry-After": str(state.config.retry_after_s)}
+                    raise ApiError(503, "the server is shutting down (draining); retry elsewhere", retry)
                 if served is not None:
                     with served.batcher.track():
                         response = await fn(request, state)
@@ -119,6 +131,13 @@ def endpoint(
                     response = await fn(request, state)
             except ApiError as exc:
                 response = exc.response()
+            except ClientDisconnect:
+                # The client hung up before sending its whole body: nobody reads an answer, it is not a
+                # server failure. Counted under nginx's 499 ("client closed request"), logged without a trace.
+                log.info(
+                    "%s %s: the client disconnected before sending its body", request.method, request.url.path
+                )
+                response = Response(status_code=CLIENT_CLOSED)
             except Exception as exc:  # noqa: BLE001 - an unexpected failure still gets a JSON answer and a log line
                 log.exception("%s %s failed", request.method, request.url.path)
                 response = ApiError(500, f"internal error: {type(exc).__name__}: {exc}").response()

@@ -110,12 +110,15 @@ async def infer(request: Request, state: ServerState) -> Response:
     )
     selection = requested or [protocol.RequestedOutput(n, req.binary_default) for n in served.outputs]
     chosen = [(o.name, np.asarray(outputs[o.name]), o.binary) for o in selection]
-    if sum(a.size for _, a, binary in chosen if not binary) > 1 << 16:
-        content, headers = await asyncio.to_thread(
-            protocol.encode_infer_response, served.name, MODEL_VERSION, req.id, chosen
-        )
-    else:
-        content, headers = protocol.encode_infer_response(served.name, MODEL_VERSION, req.id, chosen)
+    try:
+        if sum(a.size for _, a, binary in chosen if not binary) > 1 << 16:
+            content, headers = await asyncio.to_thread(
+                protocol.encode_infer_response, served.name, MODEL_VERSION, req.id, chosen
+            )
+        else:
+            content, headers = protocol.encode_infer_response(served.name, MODEL_VERSION, req.id, chosen)
+    except protocol.ProtocolError as exc:
+        raise ApiError(exc.status, f"model {served.name!r}: {exc}") from None
     content_type = headers.pop("content-type")
     return Response(content, media_type=content_type, headers=headers)
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from ganrt.serve import protocol
 from ganrt.serve.batching import Batcher
+from ganrt.serve.budget import MemoryBudget
 from ganrt.serve.config import ServeConfig, is_batchable
 from ganrt.serve.http import ApiError
 from ganrt.serve.metrics import ServerMetrics
@@ -123,6 +124,11 @@ class ServerState:
         }
         self.ready = False
         self.draining = False
+        self.budget = MemoryBudget(config.max_inflight_bytes)
+
+    def in_flight(self) -> int:
+        """Requests being handled by model endpoints right now (what a drain waits for)."""
+        return sum(m.batcher.in_flight for m in self.models.values())
 
     def model(self, name: str) -> ServedModel:
         served = self.models.get(name)

@@ -5,8 +5,9 @@ grid, identical to ``model.sample(n, seed=seed)``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ganrt.serve import images as imgs
+from ganrt.serve.budget import BYTES_PER_PIXEL, BudgetExceeded
 from ganrt.serve.http import ApiError, endpoint, media_type, read_body, run_model
 from ganrt.serve.state import ServedModel, ServerState
 
@@ -43,11 +45,14 @@ def _as_images(value: Any, *, what: str) -> np.ndarray:
     return array
 
 
-@endpoint("translate")
-async def translate(request: Request, state: ServerState) -> Response:
-    """PNG/JPEG body -> PNG. Concurrent same-size images are merged into one ``model.translate`` call."""
-    served = state.model(request.path_params["name"])
-    _require_task(served, "translate", "translate")
+@contextlib.asynccontextmanager
+async def image_body(request: Request, state: ServerState, served: ServedModel) -> AsyncIterator[np.ndarray]:
+    """The PNG/JPEG request body decoded to uint8 (H, W, channels of ``served``), within the server's size
+    limits, for the duration of the block.
+
+    The image's cost (its declared size, read from the header) is reserved from the server's memory budget
+    before it is decoded and returned when the block ends: 503 + Retry-After while the budget is spent, 413 for
+    an image larger than the whole budget."""
     media = media_type(request)
     if media not in imgs.ACCEPTED_TYPES:
         raise ApiError(
@@ -55,13 +60,37 @@ async def translate(request: Request, state: ServerState) -> Response:
             f"Content-Type must be one of {', '.join(sorted(imgs.ACCEPTED_TYPES))}, got {media or 'none'!r}",
         )
     body = await read_body(request, state.config.max_body_bytes, state.config.timeout_s)
-    channels = served.metadata.in_channels
     try:
-        image = await asyncio.to_thread(
-            imgs.decode_image, body, content_type=media, channels=channels, max_pixels=state.config.max_pixels
-        )
+        width, height = imgs.image_size(body, content_type=media, max_pixels=state.config.max_pixels)
     except imgs.ImageError as exc:
         raise ApiError(exc.status, str(exc)) from None
+    with contextlib.ExitStack() as reserved:
+        try:
+            reserved.enter_context(state.budget.hold(width * height * BYTES_PER_PIXEL, f"a {width}x{height} image"))
+        except BudgetExceeded as exc:  # nothing was decoded
+            if exc.permanent:
+                raise ApiError(413, str(exc)) from None
+            state.metrics.rejected.inc(model=served.name, reason="memory")
+            raise ApiError(503, str(exc), {"Retry-After": str(state.config.retry_after_s)}) from None
+        try:
+            image = await asyncio.to_thread(
+                imgs.decode_image,
+                body,
+                content_type=media,
+                channels=served.metadata.in_channels,
+                max_pixels=state.config.max_pixels,
+            )
+        except imgs.ImageError as exc:
+            raise ApiError(exc.status, str(exc)) from None
+        yield image
+
+
+@endpoint("translate")
+async def translate(request: Request, state: ServerState) -> Response:
+    """PNG/JPEG body -> PNG. Concurrent same-size images are merged into one ``model.translate`` call; the
+    image's memory stays reserved until its answer is encoded (see :func:`image_body`)."""
+    served = state.model(request.path_params["name"])
+    _require_task(served, "translate", "translate")
 
     def run(model: Model, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {
@@ -69,17 +98,18 @@ async def translate(request: Request, state: ServerState) -> Response:
         }
 
     timeout_s = state.config.timeout_s
-    result = await run_model(
-        state,
-        served,
-        lambda: served.batcher.run(run, {"images": image[None]}, kind="translate", timeout_s=timeout_s),
-        timeout_s,
-    )
-    png = await asyncio.to_thread(imgs.encode_png, result["images"][0])
+    async with image_body(request, state, served) as image:
+        result = await run_model(
+            state,
+            served,
+            lambda: served.batcher.run(run, {"images": image[None]}, kind="translate", timeout_s=timeout_s),
+            timeout_s,
+        )
+        png = await asyncio.to_thread(imgs.encode_png, result["images"][0])
     return Response(png, media_type="image/png")
 
 
-def _int_param(params: Mapping[str, Any], name: str, *, default: int | None, lo: int, hi: int) -> int | None:
+def int_param(params: Mapping[str, Any], name: str, *, default: int | None, lo: int, hi: int) -> int | None:
     value = params.get(name, default)
     if value is None:
         return None
@@ -95,12 +125,12 @@ def _int_param(params: Mapping[str, Any], name: str, *, default: int | None, lo:
     return value
 
 
-def _sample_labels(params: Mapping[str, Any], served: ServedModel, n: int) -> np.ndarray | None:
+def sample_labels(params: Mapping[str, Any], served: ServedModel, n: int) -> np.ndarray | None:
     """int64 (n,) class labels from ``labels`` (an int, a list, or "1,2,3"); the runtime's rule (cycle through
     the classes) when absent."""
     raw = params.get("labels")
     if isinstance(raw, str):
-        raw = [_int_param({"labels": part.strip()}, "labels", default=None, lo=-(2**63), hi=2**63 - 1)
+        raw = [int_param({"labels": part.strip()}, "labels", default=None, lo=-(2**63), hi=2**63 - 1)
                for part in raw.split(",")]  # fmt: skip
     if raw is not None and not (isinstance(raw, int) and not isinstance(raw, bool)):
         if not isinstance(raw, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in raw):
@@ -113,7 +143,8 @@ def _sample_labels(params: Mapping[str, Any], served: ServedModel, n: int) -> np
 
 @endpoint("sample")
 async def sample(request: Request, state: ServerState) -> Response:
-    """``n``, ``seed``, ``labels`` -> PNG grid, identical to ``model.sample(n, seed=seed)``.
+    """``n``, ``seed``, ``labels``, ``nrow`` -> PNG grid, identical to ``ganrt sample -n N --seed S [--labels L]
+    [--nrow R]`` and to a grid of ``model.sample(n, seed=seed)``.
 
     Latents and default labels come from the model's own ``latents``/``labels`` (what ``sample`` uses), so
     concurrent sample requests are merged into one ``model.decode`` call and each still equals
@@ -139,15 +170,16 @@ async def sample(request: Request, state: ServerState) -> Response:
                 400, f"the body must be a JSON object with 'n', 'seed', 'labels', got {type(doc).__name__}"
             )
         params.update(doc)
-    unknown = sorted(set(params) - {"n", "seed", "labels"})
+    unknown = sorted(set(params) - {"n", "seed", "labels", "nrow"})
     if unknown:
-        raise ApiError(400, f"unknown sample parameter {unknown[0]!r}; expected n, seed, labels")
-    n = _int_param(params, "n", default=1, lo=1, hi=state.config.max_sample)
+        raise ApiError(400, f"unknown sample parameter {unknown[0]!r}; expected n, seed, labels, nrow")
+    n = int_param(params, "n", default=1, lo=1, hi=state.config.max_sample)
     assert n is not None
-    seed = _int_param(params, "seed", default=None, lo=0, hi=2**64 - 1)
+    nrow = int_param(params, "nrow", default=None, lo=1, hi=n)
+    seed = int_param(params, "seed", default=None, lo=0, hi=2**64 - 1)
     z, seed = served.model.latents(n, seed=seed)
     feeds = {"z": z}
-    labels = _sample_labels(params, served, n)
+    labels = sample_labels(params, served, n)
     if labels is not None:
         feeds["label"] = labels
 
@@ -159,7 +191,7 @@ async def sample(request: Request, state: ServerState) -> Response:
     result = await run_model(
         state, served, lambda: served.batcher.run(run, feeds, kind="sample", timeout_s=timeout_s), timeout_s
     )
-    png = await asyncio.to_thread(lambda: imgs.encode_png(runtime_images.grid(result["images"])))
+    png = await asyncio.to_thread(lambda: imgs.encode_png(runtime_images.grid(result["images"], nrow)))
     return Response(png, media_type="image/png", headers={"X-Ganrt-Seed": str(seed)})
 
 

@@ -38,7 +38,7 @@ from ganrt.train.checkpoint import (
 from ganrt.train.families import FAMILY_CLASSES, Family
 from ganrt.train.options import DATA_KIND, FAMILIES, TrainError, lr_factor, resolve
 from ganrt.train.plots import save_loss_plot, save_png
-from ganrt.utils import atomic_write
+from ganrt.utils import atomic_write, remove_orphan_temps
 
 LOG_NAME = "log.jsonl"
 SAMPLES_DIR = "samples"
@@ -279,10 +279,27 @@ def train(
         except CheckpointError as exc:
             raise TrainError(f"cannot resume: {exc}") from exc
         saved = checkpoint.state
+        missing = [k for k in _STATE_KEYS if k not in saved]
+        if missing or not isinstance(saved.get("options"), dict):
+            raise TrainError(
+                f"cannot resume: {checkpoint.path / 'state.json'} is not a complete training state "
+                f"(missing or invalid: {', '.join(missing) or 'options'})"
+            )
         if saved["family"] != family:
             raise TrainError(f"cannot resume: {str(run_dir)!r} is a {saved['family']} run, not {family}")
-        options = dict(saved["options"])
         spec = saved["data"]
+        if not isinstance(spec, str):
+            raise TrainError(
+                f"cannot resume: {checkpoint.path / 'state.json'}: 'data' must be a string, got {spec!r}"
+            )
+        total_saved = saved["total_steps"]
+        if isinstance(total_saved, bool) or not isinstance(total_saved, int) or total_saved < 1:
+            raise TrainError(f"cannot resume: {checkpoint.path / 'state.json'}: 'total_steps' must be a "
+                             f"positive integer, got {total_saved!r}")
+        try:  # the saved options pass the same validation as new ones (a corrupt state.json fails here)
+            options = resolve(family, dict(saved["options"]), spec)
+        except TrainError as exc:
+            raise TrainError(f"cannot resume: {checkpoint.path / 'state.json'}: {exc}") from None
         if data is not None and _data_spec(data) != spec:
             raise TrainError(f"cannot resume with data {str(data)!r}: the run was trained on {spec!r}")
         unknown = sorted(set(given) - set(options))
@@ -336,12 +353,21 @@ def train(
         log = _Log(run_dir / LOG_NAME, keep_until=start if checkpoint else None)
         state = {"family": family, "data": spec, "options": options, "total_steps": total, "device": device,
                  "fused": fused, "sample_every": sample_every}
+        if checkpoint is not None:
+            _remove_orphans(run_dir)  # left by a run killed mid-write
         try:
             _loop(model, dataset, run_dir, log, config, state, start=start, total=total, fixed=fixed,
                   heldout=heldout, progress=progress, on_step=on_step)
         finally:
             log.close()
+    _remove_orphans(run_dir)
     return run_dir
+
+
+def _remove_orphans(run_dir: Path) -> None:
+    """Remove the ``.<name>.XXXXXXXX.tmp`` temporaries an interrupted write left in the run's folders."""
+    for folder in (run_dir, run_dir / SAMPLES_DIR, run_dir / STATE_DIR):
+        remove_orphan_temps(folder)
 
 
 def _config(model: Family, family: str, dataset: ImageDataset, spec: str, options: dict[str, Any],
@@ -356,7 +382,24 @@ def _config(model: Family, family: str, dataset: ImageDataset, spec: str, option
     }
 
 
+# What state.json must hold for a resume (written by train()).
+_STATE_KEYS = ("family", "data", "options", "total_steps", "device", "fused", "sample_every", "optimizers",
+               "extra")
+
+
 def _restore(model: Family, checkpoint: Any) -> None:
+    try:
+        _restore_state(model, checkpoint)
+    except TrainError:
+        raise
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as exc:
+        raise TrainError(
+            f"cannot resume: the checkpoint in {checkpoint.path} does not fit this run "
+            f"({type(exc).__name__}: {exc}); it is corrupt or from another ganrt version"
+        ) from exc
+
+
+def _restore_state(model: Family, checkpoint: Any) -> None:
     for name, net in model.nets.items():
         prefix = f"{name}."
         sd = {k[len(prefix):]: v for k, v in checkpoint.weights.items() if k.startswith(prefix)}

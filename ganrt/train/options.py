@@ -8,6 +8,7 @@ image pool 50, discriminator loss halved); ``None`` passed by a caller means "us
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ganrt.families import FAMILIES, REGISTRY
@@ -46,6 +47,8 @@ def _positive(options: dict[str, Any], name: str, kind: type, minimum: float = 1
     value = options[name]
     if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
         raise TrainError(f"{name} must be {'a number' if kind is float else 'an integer'}, got {value!r}")
+    if not math.isfinite(value):
+        raise TrainError(f"{name} must be a finite number, got {value}")
     if value < minimum:
         raise TrainError(f"{name} must be >= {minimum}, got {value}")
 

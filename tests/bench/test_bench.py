@@ -26,9 +26,11 @@ from ganrt.bench.timing import calibrate, interleaved
 from ganrt.cli import main
 from tests.tolerances import BF16_MAX_ABS, MEMORY_ROUNDING_MB, MEMORY_SLACK_MB, ONNX
 
-BACKENDS = ["torch", "onnxruntime", "openvino", "openvino-bf16", "ganrt", "tensorrt"]
+BACKENDS = ["eager", "torch", "onnxruntime", "openvino", "openvino-bf16", "ganrt", "ganrt-torch", "tensorrt"]
 # The backends that run on this CPU (bf16 only where the CPU computes it natively).
-CPU_OK = {"torch", "onnxruntime", "openvino", "ganrt"} | ({"openvino-bf16"} if native_bf16()[0] else set())
+CPU_OK = {"eager", "torch", "onnxruntime", "openvino", "ganrt", "ganrt-torch"} | (
+    {"openvino-bf16"} if native_bf16()[0] else set()
+)
 BATCHES = [1, 2]
 LATENCY_KEYS = [
     "n",
@@ -183,9 +185,15 @@ def test_memory_and_agreement(cli_run: dict[str, Any]) -> None:
         # ganrt runs its own choice: bf16 where that passed the quality bound, else fp32.
         bf16 = r["backend"] == "openvino-bf16" or r["info"].get("precision") == "bf16"
         assert agreement["max_abs_diff"] <= (BF16_MAX_ABS if bf16 else ONNX.atol), r["backend"]
-    onnx_backends = [r for r in _ok(cli_run["report"]) if r["backend"] != "torch"]
-    # The ONNX model is exported once and shared by onnxruntime and ganrt.
-    assert all(r["build_s"] > 0 for r in onnx_backends)
+    onnx_backends = [r for r in _ok(cli_run["report"]) if r["backend"] in ("onnxruntime", "openvino", "ganrt")]
+    # The ONNX model is exported once and shared by the ONNX backends; the torch variants read the run.
+    assert len(onnx_backends) == 3 * len(BATCHES) and all(r["build_s"] > 0 for r in onnx_backends)
+    by_batch = {(r["backend"], r["batch"]): r for r in _ok(cli_run["report"])}
+    for batch in BATCHES:
+        assert by_batch["eager", batch]["info"]["fused_ops"] is False  # stock PyTorch layers
+        assert by_batch["torch", batch]["info"]["fused_ops"] is True
+        assert by_batch["ganrt-torch", batch]["info"]["backend"] == "torch"
+        assert by_batch["ganrt-torch", batch]["build_s"] == 0
 
 
 def test_loadgen_scenarios_complete(cli_run: dict[str, Any]) -> None:
@@ -279,7 +287,7 @@ def test_run_directory_target(cli_run: dict[str, Any], tmp_path: Path) -> None:
 
 def test_sampler_family_with_post_processing(tmp_path: Path) -> None:
     settings = BenchSettings(
-        backends=("torch", "onnxruntime", "ganrt"),
+        backends=("eager", "torch", "onnxruntime", "ganrt", "ganrt-torch"),
         batches=(2,),
         size=8,
         width=4,
@@ -292,7 +300,7 @@ def test_sampler_family_with_post_processing(tmp_path: Path) -> None:
     assert report["target"]["task"] == "sample" and report["target"]["arch"] == "dcgan_g"
     assert report["target"]["latent_dim"] > 0
     by = {r["backend"]: r for r in report["results"]}
-    for backend in ("torch", "onnxruntime", "ganrt"):
+    for backend in ("eager", "torch", "onnxruntime", "ganrt", "ganrt-torch"):
         r = by[backend]
         assert r["status"] == "ok", r["reason"]
         assert r["agreement"]["output"] == "image" and r["agreement"]["max_abs_diff"] <= 1
@@ -304,12 +312,13 @@ def test_sampler_family_with_post_processing(tmp_path: Path) -> None:
     [
         (["nosuchmodel"], "neither a family nor an existing path"),
         (["cyclegan", "--backends", "torch,fast"], "unknown fast"),
+        (["cyclegan", "--compile-mode", "fastest"], "compile_mode must be one of default, reduce-overhead"),
         (["cyclegan", "--batch", "0"], "batches must be"),
         (["cyclegan", "--device", "cuda"], "CUDA"),
         (["cyclegan", "--ngf", "4", "--size", "30"], "multiple of 4"),
         (["cyclegan", "--scenario", "multi-stream"], "unknown multi-stream"),
     ],
-    ids=["missing-model", "unknown-backend", "batch-0", "no-cuda", "bad-size", "unknown-scenario"],
+    ids=["missing-model", "unknown-backend", "compile-mode", "batch-0", "no-cuda", "bad-size", "unknown-scenario"],
 )
 def test_cli_errors_are_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", *argv, "--quiet"]) == 2

@@ -96,6 +96,26 @@ def test_float32_matches_reference(shape, channels_last, activation):
         assert_close(g, g_ref, BACKWARD[torch.float32], f"grad {name}")
 
 
+def test_split_path_in_waves_matches_reference():
+    """Planes past one block's size are normalized in waves of at most 16 MB of x (so the second read of x
+    comes from L2): 9 planes of 4 MB run as waves of 4, 4 and 1, and every plane must come out right, with
+    its statistics and gradients."""
+    x, w, b, r = _inputs((3, 3, 1024, 1024), seed=5, mean=2.0)
+    dev = [t.float().cuda().requires_grad_() for t in (x, w, b, r)]
+    y = instance_norm_act(dev[0], dev[1], dev[2], residual=dev[3])
+    refs = [t.cuda().requires_grad_() for t in (x, w, b, r)]  # float64 reference on the GPU (fast)
+    y_ref = instance_norm_act_ref(refs[0], refs[1], refs[2], residual=refs[3])
+    assert_close(y, y_ref, FORWARD[torch.float32], "y, split path in waves")
+    grad_y = torch.randn_like(y_ref)
+    for name, g, g_ref in zip(
+        ("x", "weight", "bias", "residual"),
+        torch.autograd.grad(y, dev, grad_y.float()),
+        torch.autograd.grad(y_ref, refs, grad_y),
+        strict=True,
+    ):
+        assert_close(g, g_ref, BACKWARD[torch.float32], f"grad {name}")
+
+
 def test_cpu_and_cuda_kernels_agree():
     x, w, b, r = (t.float() for t in _inputs((2, 16, 40, 24)))
     y_cpu = instance_norm_act(x, w, b, residual=r)

@@ -237,7 +237,7 @@ def test_translate_file(onnx_model, photo, tmp_path):
         np.testing.assert_array_equal(result, onnx_model(np.asarray(decoded.convert("RGB"))))
     assert not list((tmp_path / "out").glob(".*.tmp"))
     (tmp_path / "notes.png").write_text("not an image")
-    with pytest.raises(ValueError, match="not a readable image"):
+    with pytest.raises(ValueError, match="notes.png: cannot decode as an image"):
         onnx_model.translate_file(tmp_path / "notes.png", tmp_path / "x.png")
     with pytest.raises(FileNotFoundError, match="no such image file"):
         onnx_model.translate_file(tmp_path / "missing.png", tmp_path / "x.png")

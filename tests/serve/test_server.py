@@ -421,7 +421,8 @@ def test_sigterm_drains_in_flight_requests(start_server, slow_translator, helper
     for t in threads:
         t.join(timeout=60)
     assert status == 0, srv.log()
-    assert all(o in (200, "refused") for o in outcomes), outcomes
+    # arrived after SIGTERM: 503 + Retry-After while draining, or refused once the listener closed
+    assert all(o in (200, 503, "refused") for o in outcomes), outcomes
     assert outcomes.count(200) >= in_flight, "a request in flight at SIGTERM was not answered"
 
 
