@@ -2,8 +2,11 @@
 
 Runs ``ganrt bench`` (``ganrt.bench.benchmark``) on each family with random weights, batch 1 and 8, every
 backend in one process with interleaved rounds on the same inputs. On CPU that is PyTorch eager (ganrt's fused
-ops inside), ONNX Runtime and the ganrt runtime; TensorRT is listed with the reason it cannot run, and
-torch.compile is left out (compiling unet_256 takes minutes on 2 cores).
+ops inside), ONNX Runtime, OpenVINO fp32 and bf16 (bare peers; bf16 on CPUs with native bf16) and the ganrt
+runtime (``ganrt.load`` with its own choice of backend and precision, named in the table); TensorRT is listed
+with the reason it cannot run, and torch.compile is left out (compiling unet_256 takes minutes on 2 cores).
+ganrt's backend selection and OpenVINO's compiled models start from an empty cache folder, so ganrt's cold
+start is a first load (trial and compilation included).
 
 On a CUDA machine (``--device cuda``, see benchmarks/gpu.sh) the default is the GPU comparison: uint8 pictures
 in, uint8 pictures out, PyTorch eager (stock layers) at fp32 and fp16 against ``ganrt.load(run_dir,
@@ -21,13 +24,15 @@ Usage: python benchmarks/models.py [--device cpu|cuda] [--backends ...] [--preci
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FAMILIES = ("pix2pix", "cyclegan")
-CPU_BACKENDS = ("torch", "onnxruntime", "ganrt", "tensorrt")
+CPU_BACKENDS = ("torch", "onnxruntime", "openvino", "openvino-bf16", "ganrt", "tensorrt")
 GPU_BACKENDS = ("eager", "ganrt-torch")
 # The GPU targets (issue #14), reported, not asserted: unet_256, batch 1, uint8 -> uint8, fp16 with CUDA graphs.
 GPU_TARGET = {"arch": "unet_256", "batch": 1, "backend": "ganrt-torch", "precision": "fp16"}
@@ -153,7 +158,8 @@ def markdown(data: dict[str, Any]) -> str:
     libraries = machine["libraries"]
     intro = (
         f"Model level, 256×256, random weights, {data['device']}: {device}; "
-        f"torch {libraries.get('torch', '?')}, onnxruntime {libraries.get('onnxruntime', '?')}. "
+        f"torch {libraries.get('torch', '?')}, onnxruntime {libraries.get('onnxruntime', '?')}, "
+        f"openvino {libraries.get('openvino', '–')}. "
         f"Latency in ms (interleaved rounds, {data['duration_s']:g} s per backend and case); "
         f"cold = load + first inference. Reproduce: `{data['command']}`."
     )
@@ -182,8 +188,12 @@ def markdown(data: dict[str, Any]) -> str:
             lat = r["latency_ms"]
             mem = r["memory"].get("cuda_footprint_mb", r["memory"]["footprint_mb"])
             speedup = base["latency_ms"]["median_ms"] / lat["median_ms"] if base else None
+            backend = r["backend"]
+            info = r.get("info") or {}
+            if backend == "ganrt" and "backend" in info:  # the runtime's own choice
+                backend += f" ({info['backend']} {info.get('precision', '')})".rstrip()
             lines.append(
-                f"| {arch} | {r['precision']} | {r['batch']} | {r['backend']} | {_fmt(lat['median_ms'])} | "
+                f"| {arch} | {r['precision']} | {r['batch']} | {backend} | {_fmt(lat['median_ms'])} | "
                 f"{_fmt(lat['p90_ms'])} | {_fmt(lat['p99_ms'])} | {lat['cv']:.0%} | "
                 f"{_fmt(r['throughput_sps'])} | {r['cold_start_s']:.2f} | {mem:.0f} | "
                 f"{_fmt(speedup) + '×' if speedup else '–'} |"
@@ -267,6 +277,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "reports": [],
     }
     output = args.output
+    cache = tempfile.TemporaryDirectory(prefix="ganrt-models-cache-")
+    os.environ["GANRT_CACHE_DIR"] = cache.name
     for family, names, precs, batches in plan:
         settings = BenchSettings(
             backends=tuple(names),
@@ -290,6 +302,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if output is None:
             output = RESULTS / f"models_{device_slug(data['machine']) if cuda else 'cpu'}.json"
         write_json(data, output)  # after every benchmark: a run cut short keeps what it finished
+    cache.cleanup()
     print(markdown(data))
     return data
 

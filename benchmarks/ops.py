@@ -311,6 +311,7 @@ def markdown(result: dict[str, Any]) -> str:
             f"on {result['cpu_count']} CPUs"
         )
         norm_header = "| instance_norm_act (N=1) "
+    head += f". Reproduce: `{result.get('command', 'python benchmarks/ops.py')}`"
     lines = [
         head,
         "",

@@ -4,9 +4,8 @@ For each NAME in ops, train, runtime, serve, models, the text between the marker
 ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` in README.md is replaced by one table per results file
 ``NAME.json`` / ``NAME_<device>.json`` (``ops_cpu.json``, ``models_nvidia-h100-80gb-hbm3.json``, ...),
 CPU first. A table is rendered, in order of preference, by the ``markdown(data)`` function of the script that
-wrote the file (``benchmarks/NAME.py``: each benchmark may own its table's layout), by this file's renderer
-for that benchmark's JSON layout (runtime, serve), or as a generic table of the file's records; a renderer
-that fails on a file (an older layout) falls through to the next. Missing results leave a line saying which
+wrote the file (``benchmarks/NAME.py``: each benchmark owns its table's layout), or as a generic table of the
+file's records when that script has no renderer or its renderer fails on the file (an older layout). Missing results leave a line saying which
 command produces them; missing markers are reported and skipped.
 
 The ``gpu`` section is the GPU run of benchmarks/gpu.sh: one block per device folder
@@ -123,84 +122,6 @@ def generic_markdown(data: Any) -> str:
     for row in rows:
         lines.append("| " + " | ".join(_cell(row.get(c)) for c in columns) + " |")
     return "\n".join(lines)
-
-
-def _median(stats: dict[str, Any], key: str) -> str:
-    value = stats.get(key, {}).get("median_ms")
-    return _cell(float(value)) if value is not None else "–"
-
-
-def _machine_line(machine: dict[str, Any]) -> str:
-    cpu = machine.get("cpu") or machine.get("processor") or machine.get("platform") or "?"
-    cores = machine.get("cores_logical") or machine.get("cpus")
-    return f"{cpu}{f', {cores} cores' if cores else ''}"
-
-
-def runtime_markdown(data: dict[str, Any]) -> str:
-    """benchmarks/runtime.py: ganrt.load(...).translate vs bare ONNX Runtime vs PyTorch eager, per model."""
-    targets = data.get("targets", {})
-    overhead_max = targets.get("overhead_vs_bare_ort_max")
-    speedup_min = targets.get("speedup_vs_torch_eager_min")
-    intro = (
-        f"Runtime on {_machine_line(data.get('machine', {}))}: median ms per call over interleaved rounds, "
-        f"batch 1. ganrt = `ganrt.load(onnx).translate(uint8 image)` (pre/post included); bare ORT = "
-        f"`InferenceSession.run` on a normalized tensor; torch eager = stock PyTorch modules. "
-        f"Reproduce: `python benchmarks/runtime.py`."
-    )
-    overhead = f" (≤ {overhead_max})" if overhead_max else ""
-    speedup = f" (≥ {speedup_min})" if speedup_min else ""
-    header = (
-        f"| model | size | backend | ganrt ms | bare ORT ms | torch eager ms | ganrt torch ms "
-        f"| ganrt / bare ORT{overhead} | eager / ganrt{speedup} |"
-    )
-    lines = [intro, "", header, "|---|---|---|---|---|---|---|---|---|"]
-    for r in data["results"]:
-        lat = r["latency"]
-        lines.append(
-            f"| {r['arch']} | {r.get('size', '?')}² | {r.get('backend', '?')} | {_median(lat, 'ganrt')} | "
-            f"{_median(lat, 'ort_bare')} | {_median(lat, 'torch_eager')} | {_median(lat, 'ganrt_torch')} | "
-            f"{r['overhead_vs_bare_ort']:.3f}{' ✓' if r.get('meets_overhead_target') else ''} | "
-            f"{r['speedup_vs_torch_eager']:.2f}×{' ✓' if r.get('meets_speedup_target') else ''} |"
-        )
-    return "\n".join(lines)
-
-
-def serve_markdown(data: dict[str, Any]) -> str:
-    """benchmarks/serve.py: ganrt serve throughput and latency vs concurrency, batching on and off."""
-    config = data.get("config", {})
-    intro = (
-        f"`ganrt serve` on {_machine_line(data.get('machine', {}))}: closed-loop clients, "
-        f"{config.get('request', 'KServe v2 infer')}, {config.get('duration_s', '?')} s per point. "
-        f"Reproduce: `python benchmarks/serve.py`."
-    )
-    lines = [
-        intro,
-        "",
-        "| model | batching | concurrency | req/s | p50 ms | p90 ms | p99 ms | mean executed batch | errors |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, record in data["models"].items():
-        for r in record["runs"]:
-            lines.append(
-                f"| {name} | {'on' if r['batching'] else 'off'} | {r['concurrency']} | "
-                f"{_cell(r['throughput_rps'])} | "
-                f"{_cell(r['p50_ms'])} | {_cell(r['p90_ms'])} | {_cell(r['p99_ms'])} | "
-                f"{_cell(r.get('mean_executed_batch'))} | {r.get('errors', 0)} |"
-            )
-    targets = data.get("targets") or {}
-    if targets:
-        lines += ["", "| target | measured | required | met |", "|---|---|---|---|"]
-        for key, t in targets.items():
-            if "ratio" in t:
-                measured, required = f"{t['ratio']:.2f}×", f"≥ {t['target']}×"
-            else:
-                measured, required = f"{t.get('overhead_p50_ms', float('nan')):.2f} ms", f"≤ {t['target']} ms"
-            lines.append(f"| {key} | {measured} | {required} | {'yes' if t.get('met') else 'no'} |")
-    return "\n".join(lines)
-
-
-# Renderers for benchmarks whose scripts do not define markdown(data).
-BUILTIN: dict[str, Callable[[dict[str, Any]], str]] = {"runtime": runtime_markdown, "serve": serve_markdown}
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -336,16 +257,11 @@ def render_section(name: str, results: Path, scripts: Path) -> str:
         header = f"**{name} · {device}** — generated from `{rel}`"
         body = None
         failures = [why] if why else []
-        for label, renderer in (
-            (f"{name}.py markdown()", render),
-            ("report.py's renderer", BUILTIN.get(name)),
-        ):
-            if renderer is None or body is not None:
-                continue
+        if render is not None:
             try:
-                body = renderer(data)
-            except Exception as exc:  # the file predates the renderer's layout: try the next one
-                failures.append(f"{type(exc).__name__} in {label}: {exc}")
+                body = render(data)
+            except Exception as exc:  # the file predates the renderer's layout: a generic table
+                failures.append(f"{type(exc).__name__} in {name}.py markdown(): {exc}")
         if body is None:
             body = generic_markdown(data)
             if isinstance(data, dict) and data.get("command"):

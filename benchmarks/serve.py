@@ -463,6 +463,37 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
     return targets
 
 
+def markdown(data: dict[str, Any]) -> str:
+    """README table: throughput and latency per model, mode and concurrency; then the targets."""
+    config, machine = data.get("config", {}), data.get("machine", {})
+    intro = (
+        f"`ganrt serve` on {machine.get('cpu') or machine.get('platform', '?')} ({machine.get('cpus', '?')} "
+        f"CPUs): closed-loop clients, {config.get('request', 'KServe v2 infer')}, "
+        f"{config.get('duration_s', '?')} s per point. Reproduce: `python benchmarks/serve.py`."
+    )
+    lines = [
+        intro,
+        "",
+        "| model | mode | concurrency | req/s | p50 ms | p90 ms | p99 ms | mean executed batch | errors |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, record in data["models"].items():
+        for r in record["runs"]:
+            lines.append(
+                f"| {name} | {MODE_LABELS.get(r['mode'], r['mode'])} | {r['concurrency']} | "
+                f"{r['throughput_rps']:.1f} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | {r['p99_ms']:.1f} | "
+                f"{r['mean_executed_batch']:.2f} | {r['errors']} |"
+            )
+    lines += ["", "| target | measured | required | met |", "|---|---|---|---|"]
+    for key, t in (data.get("targets") or {}).items():
+        if "ratio" in t:
+            measured, required = f"{t['ratio']:.2f}×", f"≥ {t['target']}×"
+        else:
+            measured, required = f"{t['overhead_p50_ms']:.2f} ms", f"≤ {t['target']} ms"
+        lines.append(f"| {key} | {measured} | {required} | {'yes' if t['met'] else 'no'} |")
+    return "\n".join(lines)
+
+
 def plot(results: dict[str, Any], path: Path) -> None:
     import matplotlib
 

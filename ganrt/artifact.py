@@ -12,6 +12,7 @@ TensorRT engine sidecar. Written and read only here.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -286,3 +287,74 @@ def _parse_sidecar(path: Path) -> EngineSidecar:
     ):
         raise MetadataError(f"{path}: 'profile' must map each input to [min, opt, max] shapes")
     return EngineSidecar(path, dict(props), str(document.get("tensorrt_version", "")), profile)
+
+
+# ------------------------------------------------------------------------------------- ONNX metadata_props
+
+# ModelProto field 14 is ``repeated StringStringEntryProto metadata_props`` (key = field 1, value = field 2).
+_ONNX_METADATA_FIELD = 14
+
+
+def onnx_metadata_props(path: str | Path) -> dict[str, str]:
+    """The ``metadata_props`` of the ONNX model at ``path`` without parsing its graph.
+
+    Walks the top-level fields of the ``ModelProto`` and seeks past all but ``metadata_props``, so a model of
+    hundreds of MB costs a few reads (``onnx.load`` parses every initializer; backends that compile straight
+    from the file, or from their own cache, never need the graph in Python). Raises
+    :class:`~ganrt.errors.MetadataError` naming the file when it is not a well-formed protobuf.
+    """
+    path = Path(path)
+    props: dict[str, str] = {}
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, 2)
+            f.seek(0)
+            while f.tell() < size:
+                tag = _varint(f)
+                field, wire = tag >> 3, tag & 7
+                if wire == 0:
+                    _varint(f)
+                elif wire == 1:
+                    f.seek(8, 1)
+                elif wire == 5:
+                    f.seek(4, 1)
+                elif wire == 2:
+                    length = _varint(f)
+                    if f.tell() + length > size:
+                        raise ValueError(f"field {field} runs past the end of the file")
+                    if field == _ONNX_METADATA_FIELD:
+                        key, value = _string_pair(f.read(length))
+                        props[key] = value
+                    else:
+                        f.seek(length, 1)
+                else:
+                    raise ValueError(f"unexpected protobuf wire type {wire} (field {field})")
+    except (ValueError, EOFError, UnicodeDecodeError) as exc:
+        raise MetadataError(f"{path}: not a well-formed ONNX model (truncated or corrupt?): {exc}") from None
+    return props
+
+
+def _varint(f: Any) -> int:
+    value, shift = 0, 0
+    while True:
+        byte = f.read(1)
+        if not byte:
+            raise EOFError("the file ends inside a field")
+        value |= (byte[0] & 0x7F) << shift
+        if not byte[0] & 0x80:
+            return value
+        shift += 7
+        if shift > 63:
+            raise ValueError("malformed varint")
+
+
+def _string_pair(data: bytes) -> tuple[str, str]:
+    """(key, value) of a serialized ``StringStringEntryProto``."""
+    f, out = io.BytesIO(data), {1: "", 2: ""}
+    while f.tell() < len(data):
+        tag = _varint(f)
+        if tag & 7 != 2:
+            raise ValueError("malformed metadata entry")
+        length = _varint(f)
+        out[tag >> 3] = f.read(length).decode("utf-8")
+    return out[1], out[2]

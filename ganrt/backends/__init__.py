@@ -4,6 +4,7 @@
 backend        runner                                reads               devices
 =============  ====================================  ==================  ==========
 onnxruntime    :class:`~.onnxruntime.OnnxRuntimeRunner`  ``.onnx``        cpu, cuda
+openvino       :class:`~.openvino.OpenVinoRunner`    ``.onnx``           cpu
 tensorrt       :class:`~.tensorrt.TensorRTRunner`    ``.engine``/``.plan``  cuda
 torch          :class:`~.torch.TorchRunner`          run directories     cpu, cuda
 =============  ====================================  ==================  ==========
@@ -24,13 +25,14 @@ if TYPE_CHECKING:
 # backend name -> "module:class" of its runner (imported on first use).
 BACKENDS: dict[str, str] = {
     "onnxruntime": "ganrt.backends.onnxruntime:OnnxRuntimeRunner",
+    "openvino": "ganrt.backends.openvino:OpenVinoRunner",
     "tensorrt": "ganrt.backends.tensorrt:TensorRTRunner",
     "torch": "ganrt.backends.torch:TorchRunner",
 }
 # artifact kind -> the backends that read it, preferred first.
 READERS: dict[str, tuple[str, ...]] = {
     "engine": ("tensorrt",),
-    "onnx": ("onnxruntime",),
+    "onnx": ("onnxruntime", "openvino"),
     "run": ("torch",),
 }
 

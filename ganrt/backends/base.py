@@ -107,6 +107,9 @@ class Runner(abc.ABC):
 
     backend: ClassVar[str]
     artifacts: ClassVar[tuple[str, ...]]
+    #: True when ``precision`` is chosen at load time (OpenVINO's inference precision) rather than being the
+    #: precision the artifact was exported with.
+    chooses_precision: ClassVar[bool] = False
     device: str  # "cpu" or "cuda:<i>"
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]

@@ -61,3 +61,32 @@ def physical_cores() -> int:
     logical = os.cpu_count() or allowed
     per_core = max(1, logical // max(1, physical))
     return max(1, min(physical, allowed // per_core if allowed >= per_core else allowed))
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str] | None:
+    """The CPU feature flags the kernel reports (``/proc/cpuinfo``: ``avx512_bf16``, ``amx_bf16``, ...);
+    ``None`` where the operating system does not say (non-Linux)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        return None
+    return None
+
+
+@functools.cache
+def cpu_model() -> str:
+    """The CPU's marketing name (``/proc/cpuinfo``), else :func:`platform.processor`."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

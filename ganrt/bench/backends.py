@@ -1,5 +1,6 @@
 """The benchmarked backends: PyTorch eager, ganrt's torch backend (on CUDA: channels_last and CUDA graphs),
-torch.compile, ONNX Runtime, the ganrt runtime (on the exported artifact, or on the run directory) and TensorRT.
+torch.compile, ONNX Runtime, OpenVINO (fp32 and bf16), the ganrt runtime (on the exported artifact, or on the
+run directory) and TensorRT.
 
 Each is a :class:`BenchRunner` around the runner of the shared backend layer (:mod:`ganrt.backends`) that the
 runtime and export's parity gate use too; this module only adds what benchmarking needs: the same host inputs
@@ -32,7 +33,9 @@ if TYPE_CHECKING:
 
     from ganrt.backends.base import Runner
 
-BACKENDS: tuple[str, ...] = ("eager", "torch", "compile", "onnxruntime", "ganrt", "ganrt-torch", "tensorrt")
+BACKENDS: tuple[str, ...] = (
+    "eager", "torch", "compile", "onnxruntime", "openvino", "openvino-bf16", "ganrt", "ganrt-torch", "tensorrt"
+)
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16")
 
 Phases = dict[str, float]
@@ -331,6 +334,42 @@ class OrtBench(_DeviceRunner):
         return {"providers": providers, "onnx": str(self.artifact), "threads": self.threads}
 
 
+# ------------------------------------------------------------------------------------------------ openvino
+
+
+class OpenVinoBench(_DeviceRunner):
+    """OpenVINO's CPU plugin compiling the ONNX model (LATENCY hint, the case's threads) at fp32 or, as
+    ``openvino-bf16``, bf16 inference precision on CPUs with native bf16: the openvino backend of
+    :mod:`ganrt.backends`, fed the same buffers through shared-memory tensors. No compiled-model cache, so
+    cold start is a full compilation."""
+
+    backend = "openvino"
+
+    def __init__(self, *args: Any, inference_precision: str = "fp32", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.inference_precision = inference_precision
+        self.name = "openvino" if inference_precision == "fp32" else f"openvino-{inference_precision}"
+        if self.device.startswith("cuda"):
+            raise Unavailable("ganrt runs OpenVINO on the CPU only; --device is cuda")
+        if inference_precision == "bf16":
+            from ganrt.backends.openvino import native_bf16
+
+            try:
+                native, why = native_bf16()
+            except BackendUnavailableError as exc:
+                raise Unavailable(str(exc)) from None
+            if not native:
+                raise Unavailable(f"bf16 needs a CPU with native bf16 (AMX-BF16 or AVX512_BF16): {why}")
+        self.artifact, self.build_s = self.artifacts.onnx(self.precision)
+
+    def _load_options(self) -> dict[str, Any]:
+        return {"precision": self.inference_precision}
+
+    def info(self) -> dict[str, Any]:
+        details = self.runner.info() if hasattr(self, "runner") else {}
+        return {"onnx": str(self.artifact), "threads": self.threads, **details}
+
+
 # ------------------------------------------------------------------------------------------------ tensorrt
 
 
@@ -431,6 +470,8 @@ _RUNNERS: dict[str, Callable[..., BenchRunner]] = {
         *a, variant="compile", compile_mode=compile_mode, **k
     ),
     "onnxruntime": OrtBench,
+    "openvino": OpenVinoBench,
+    "openvino-bf16": lambda *a, **k: OpenVinoBench(*a, inference_precision="bf16", **k),
     "ganrt": GanrtBench,
     "ganrt-torch": lambda *a, **k: GanrtBench(*a, source="run", **k),
     "tensorrt": TensorRTBench,

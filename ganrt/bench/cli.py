@@ -11,11 +11,16 @@ from typing import TypeVar
 
 from ganrt.cli_checks import finite_float, output_dir, output_file
 
-HELP = "benchmark a model or a FAMILY on PyTorch eager, ganrt's torch backend, torch.compile, ONNX Runtime, ganrt and TensorRT"
+HELP = (
+    "benchmark a model or a FAMILY on PyTorch eager, ganrt's torch backend, torch.compile, ONNX Runtime, "
+    "OpenVINO, ganrt and TensorRT"
+)
 
 # Mirrors ganrt.bench.backends/loadgen and ganrt.backends.torch (not imported here: `ganrt --help` must stay
 # light).
-_BACKENDS = ("eager", "torch", "compile", "onnxruntime", "ganrt", "ganrt-torch", "tensorrt")
+_BACKENDS = (
+    "eager", "torch", "compile", "onnxruntime", "openvino", "openvino-bf16", "ganrt", "ganrt-torch", "tensorrt"
+)
 _COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 _SCENARIOS = ("single-stream", "offline", "server")
 _T = TypeVar("_T")

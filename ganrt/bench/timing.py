@@ -32,6 +32,7 @@ def interleaved(
     repeat: Mapping[str, int] | None = None,
     clock: Callable[[], float] = time.perf_counter,
     on_round: Callable[[int], None] | None = None,
+    settle_s: float = 0.0,
 ) -> dict[str, list[float]]:
     """Seconds per call of each variant, one sample per round: ``{name: [seconds, ...]}``.
 
@@ -40,6 +41,10 @@ def interleaved(
     (with both given, whichever comes first after ``min_rounds``). A sample times ``repeat[name]`` calls in a
     row (default 1; see :func:`calibrate`) and records their mean. ``clock`` is the time source
     (``time.thread_time`` for CPU time). ``on_round(i)`` is called after round ``i`` (progress bars).
+    ``settle_s``: untimed idle time before each sample. Backends with their own thread pools (ONNX Runtime,
+    OpenVINO) leave workers spinning for milliseconds after a call; on few cores the next variant's threads
+    then wait for those cores, so without a pause each variant is charged for its predecessor's spinning
+    (measured on 2 cores: OpenVINO 0.42 ms alone, 5.1 ms right after ONNX Runtime, on a 32x32 U-Net).
     """
     if not variants:
         raise ValueError("interleaved() needs at least one variant")
@@ -47,6 +52,8 @@ def interleaved(
         raise ValueError("interleaved() needs seconds= or rounds=")
     if min_rounds < 1 or warmup < 0 or (rounds is not None and rounds < 1):
         raise ValueError(f"need rounds >= 1, min_rounds >= 1 and warmup >= 0, got {rounds}, {min_rounds}, {warmup}")
+    if not settle_s >= 0:
+        raise ValueError(f"settle_s must be >= 0 seconds, got {settle_s}")
     for fn in variants.values():
         for _ in range(warmup):
             fn()
@@ -58,6 +65,8 @@ def interleaved(
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
             fn, calls = variants[name], (repeat or {}).get(name, 1)
+            if settle_s:
+                time.sleep(settle_s)
             t0 = clock()
             for _ in range(calls):
                 fn()

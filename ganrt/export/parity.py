@@ -12,7 +12,7 @@ Metrics per output: max-abs and mean-abs difference, and PSNR in dB against the 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,23 +33,46 @@ Z_SEED, EPS_SEED = 0, 1
 
 def parity_inputs(plan: GraphPlan, n: int) -> dict[str, np.ndarray]:
     """Inputs for ``n`` samples at the plan's optimal H x W, keyed by graph input name."""
+    return sample_feeds(
+        plan.inputs,
+        n,
+        height=plan.height[1],
+        width=plan.width[1],
+        channels=plan.in_channels,
+        latent_dim=plan.latent_dim,
+        num_classes=plan.num_classes,
+    )
+
+
+def sample_feeds(
+    inputs: Sequence[Any],
+    n: int,
+    *,
+    height: int,
+    width: int,
+    channels: int,
+    latent_dim: int,
+    num_classes: int,
+) -> dict[str, np.ndarray]:
+    """The parity inputs for graph ``inputs`` (objects with ``name``, ``dtype``, ``shape``: a plan's
+    tensors or a runner's :class:`~ganrt.backends.base.TensorSpec`), ``n`` samples, images at ``height`` x
+    ``width``."""
     from ganrt.data import sample_images
     from ganrt.ops import images_to_tensor, standard_normal
 
-    height, width = plan.height[1], plan.width[1]
     feeds: dict[str, np.ndarray] = {}
-    for tensor in plan.inputs:
+    for tensor in inputs:
         if tensor.dtype == "int64":
-            feeds[tensor.name] = np.arange(n, dtype=np.int64) % max(plan.num_classes, 1)
+            feeds[tensor.name] = np.arange(n, dtype=np.int64) % max(num_classes, 1)
         elif len(tensor.shape) == 4:
             side = max(height, width)
-            images = sample_images(side, n, channels=plan.in_channels)
+            images = sample_images(side, n, channels=channels)
             top, left = (side - height) // 2, (side - width) // 2
             crop = np.ascontiguousarray(images[:, top : top + height, left : left + width])
             feeds[tensor.name] = images_to_tensor(torch.from_numpy(crop)).numpy()
         else:
             seed = EPS_SEED if tensor.name == "eps" else Z_SEED
-            feeds[tensor.name] = standard_normal((n, plan.latent_dim), seed=seed).numpy()
+            feeds[tensor.name] = standard_normal((n, latent_dim), seed=seed).numpy()
     return feeds
 
 
@@ -76,18 +99,31 @@ def run_artifact(
         runner.close()
 
 
-def _criteria(thresholds: Mapping[str, float]) -> tuple[str, Callable[[float, float, float], bool]]:
+def _criteria(
+    thresholds: Mapping[str, float],
+) -> tuple[str, Callable[[float, float, float, float | None], bool]]:
     parts = []
     for metric, limit in thresholds.items():
-        parts.append(f"{metric} >= {limit:g} dB" if metric == "psnr" else f"{metric} <= {limit:g}")
+        if metric == "psnr":
+            parts.append(f"psnr >= {limit:g} dB")
+        elif metric == "uint8_mean_abs":
+            parts.append(f"uint8_mean_abs <= {limit:g} levels (images)")
+        else:
+            parts.append(f"{metric} <= {limit:g}")
 
-    def passed(max_abs: float, mean_abs: float, db: float) -> bool:
-        values = {"max_abs": max_abs, "mean_abs": mean_abs, "psnr": db}
+    def passed(max_abs: float, mean_abs: float, db: float, levels: float | None) -> bool:
+        values = {"max_abs": max_abs, "mean_abs": mean_abs, "psnr": db, "uint8_mean_abs": levels}
         return all(
-            (values[m] >= limit) if m == "psnr" else (values[m] <= limit) for m, limit in thresholds.items()
+            (values[m] >= limit) if m == "psnr" else (values[m] is None or values[m] <= limit)
+            for m, limit in thresholds.items()
         )
 
     return ", ".join(parts), passed
+
+
+def _uint8(images: np.ndarray) -> np.ndarray:
+    """Images in [-1, 1] as the uint8 levels ``tensor_to_images`` gives (clamped, rounded to nearest even)."""
+    return np.clip(np.round((images.astype(np.float64) + 1.0) * 127.5), 0.0, 255.0)
 
 
 def compare(
@@ -121,5 +157,9 @@ def compare(
         max_abs = float(diff.max(initial=0.0))
         mean_abs = float(diff.mean()) if diff.size else 0.0
         db = psnr(ref, got, peak)
-        rows.append(ParityRow(name, max_abs, mean_abs, db, passed(max_abs, mean_abs, db), text, backend))
+        levels = None
+        if name in image_outputs and diff.size:
+            levels = float(np.abs(_uint8(ref) - _uint8(got)).mean())
+        ok = passed(max_abs, mean_abs, db, levels)
+        rows.append(ParityRow(name, max_abs, mean_abs, db, ok, text, backend, levels))
     return rows

@@ -18,7 +18,9 @@ from ganrt.export.result import ExportError
 from ganrt.families import FAMILIES
 
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16")
-METRICS: tuple[str, ...] = ("max_abs", "mean_abs", "psnr")
+# max_abs / mean_abs: upper bounds on |difference| of the float outputs; psnr: lower bound in dB;
+# uint8_mean_abs: upper bound on the mean |difference| of image outputs as uint8 pictures, in levels.
+METRICS: tuple[str, ...] = ("max_abs", "mean_abs", "psnr", "uint8_mean_abs")
 TRITON_KINDS: tuple[str, ...] = ("gpu", "cpu")
 # The lowest opset whose InstanceNormalization/Pad/Resize semantics the exporter and TensorRT agree on; the
 # upper bound is the newest opset TensorRT 10.x's ONNX parser documents (see ganrt.export.lint).
@@ -36,7 +38,9 @@ RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 class Recipe:
     """Resolved export defaults. Ranges are ``(min, opt, max)``; ``height``/``width`` ``None`` = the model's
     native resolution, fixed. ``thresholds[precision]`` maps a metric (``max_abs``, ``mean_abs``: upper
-    bounds; ``psnr``: lower bound in dB) to its limit; every output must meet all of them."""
+    bounds; ``psnr``: lower bound in dB; ``uint8_mean_abs``: upper bound in levels on image outputs as uint8
+    pictures) to its limit; every output must meet all of them. ``thresholds["fp16"]`` also bounds every
+    reduced precision the runtime may pick (OpenVINO bf16)."""
 
     family: str | None = None
     source: str = "built-in defaults"
@@ -49,7 +53,7 @@ class Recipe:
     width: Range | None = None
     parity_samples: int = 3
     thresholds: Mapping[str, Mapping[str, float]] = dataclasses.field(
-        default_factory=lambda: {"fp32": {"max_abs": 1e-4}, "fp16": {"psnr": 40.0}}
+        default_factory=lambda: {"fp32": {"max_abs": 1e-4}, "fp16": {"psnr": 40.0, "uint8_mean_abs": 2.0}}
     )
     lint_tensorrt: bool = False
     workspace_mib: int = 4096

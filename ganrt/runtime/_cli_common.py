@@ -24,6 +24,12 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:<i> (default: auto)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: physical cores)")
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "fp16", "bf16"),
+        default=None,
+        help="inference precision (default: chosen with the backend; bf16 only within the quality bound)",
+    )
 
 
 @contextlib.contextmanager
@@ -42,4 +48,10 @@ def load_model(args: argparse.Namespace) -> Model:
     from ganrt.runtime import load
 
     with user_errors():
-        return load(args.model, backend=args.backend, device=args.device, threads=args.threads)
+        return load(
+            args.model,
+            backend=args.backend,
+            device=args.device,
+            threads=args.threads,
+            precision=args.precision,
+        )

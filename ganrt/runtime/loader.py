@@ -125,14 +125,17 @@ def load(
     (``.onnx``, metadata from its ``metadata_props``) or a ganrt run directory (or its
     ``weights.safetensors``).
     backend: ``"auto"`` (the fastest that can run this artifact here; ``model.info()["selected"]`` says which
-    and why), ``"tensorrt"``, ``"onnxruntime"`` or ``"torch"``.
+    and why), ``"tensorrt"``, ``"onnxruntime"``, ``"openvino"`` or ``"torch"``. For ONNX on the CPU,
+    ``"auto"`` picks among ONNX Runtime, OpenVINO fp32 and OpenVINO bf16 (within the recipe's quality bound)
+    by a short timed trial on the first load, recorded in ganrt's cache (:mod:`ganrt.runtime.select`).
     device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:<i>"``.
     threads: CPU intra-op threads (default: physical cores).
     encoder: a VAE decoder's encoder artifact, enabling ``encode``/``reconstruct``.
     net: a run directory's inference network other than the family's default (``"G_B"``: CycleGAN B -> A).
-    precision: the inference precision, for backends that choose it at load time (the torch backend: ``"fp32"``
-    default, ``"fp16"``/``"bf16"`` on CUDA); ``None`` keeps the default. Exported artifacts run at the precision
-    they were exported with.
+    precision: the inference precision, for backends that choose it at load time: the torch backend
+    (``"fp32"`` default, ``"fp16"``/``"bf16"`` on CUDA) and OpenVINO (``"fp32"``, or ``"bf16"`` on CPUs with
+    native bf16: AMX or AVX512_BF16); ``None`` lets ``backend="auto"``/``"openvino"`` choose (bf16 only within
+    the quality bound). ONNX Runtime and TensorRT run an artifact at the precision it was exported with.
     cuda_graphs: TensorRT, and the torch backend on CUDA, replay a CUDA graph per input shape.
     compile: a run directory's torch backend through ``torch.compile(mode=compile)`` (``"default"``,
     ``"reduce-overhead"``, ``"max-autotune"``) instead of ganrt's CUDA graphs; compiled on the first call.
@@ -173,10 +176,10 @@ def load(
         raise ValueError(f"precision must be one of {PRECISIONS} or None, got {precision!r}")
     options: dict[str, Any] = {}
     if precision is not None:
-        if kind != "run":
+        if kind == "engine":
             raise ValueError(
-                f"{where}: a {kind} artifact runs at the precision it was exported with; precision= chooses "
-                f"the precision of a run directory's torch backend (export with --precision fp16 instead)"
+                f"{where}: a TensorRT engine runs at the precision it was built with; precision= chooses the "
+                f"precision of OpenVINO (ONNX on the CPU) or of a run directory's torch backend"
             )
         options["precision"] = precision
     if compile is not None and kind != "run":
@@ -190,9 +193,9 @@ def load(
         options["compile"] = compile
     if kind == "run" and net is not None:
         options["net"] = net
-    request = _Request(readers[0], dev, index, threads, options)
+    request = _Request(backend, dev, index, threads, options)
 
-    main, selected = _open(kind, where, request)
+    main, selected, selection = _open(kind, where, request, overrides)
     try:
         primary = _part(main, where, overrides)
         enc = None
@@ -220,6 +223,7 @@ def load(
         selected=selected,
         metadata_source=source,
         encoder=enc if enc is not None else (primary if primary.metadata.task == "encode" else None),
+        selection=selection,
     )
 
 
@@ -243,15 +247,44 @@ def _props_source(kind: str, where: Path) -> str:
     return str(where)
 
 
-def _open(kind: str, where: Path, request: _Request) -> tuple[Runner, str]:
-    """The runner for the artifact, and why this backend and device were chosen."""
+def _open(
+    kind: str, where: Path, request: _Request, overrides: dict[str, Any]
+) -> tuple[Runner, str, dict[str, Any] | None]:
+    """The runner for the artifact, why this backend and device were chosen, and for ONNX on the CPU the
+    selection's details (candidates, times, precision and why; :mod:`ganrt.runtime.select`)."""
     backend, dev = request.backend, request.device
+    if backend == "auto" and kind != "onnx":
+        backend = READERS[kind][0]
     if dev == "auto":
-        dev, why = _auto_device(kind, backend)
+        if backend == "openvino":
+            dev, why = "cpu", "OpenVINO runs on the CPU"
+        else:
+            dev, why = _auto_device(kind, backend)
     else:
         why = f"{dev} requested"
+    if kind == "onnx" and dev == "cpu":
+        from ganrt.runtime.select import select
+
+        options = dict(request.options)
+        chosen = select(
+            where, backend=backend, threads=request.threads, precision=options.pop("precision", None),
+            overrides=overrides,
+        )  # fmt: skip
+        details = {"precision_reason": chosen.precision_reason, **(chosen.record or {})}
+        device_why = f"; device: {why}" if request.device == "auto" else ""
+        return chosen.runner, chosen.reason + device_why, details
+    options = dict(request.options)
+    if kind == "onnx":
+        backend = "onnxruntime" if backend == "auto" else backend
+        wanted = options.pop("precision", None)
+        exported = _exported_precision(where)
+        if wanted is not None and (backend != "onnxruntime" or wanted != exported):
+            raise ValueError(
+                f"{where}: precision={wanted!r} on {dev}: ONNX Runtime runs this artifact at the precision "
+                f"it was exported with ({exported}); OpenVINO's fp32/bf16 run on the CPU (device='cpu')"
+            )
     runner = runner_class(backend).load(
-        where, device=dev, device_index=request.index, threads=request.threads, **request.options
+        where, device=dev, device_index=request.index, threads=request.threads, **options
     )
     reasons = {
         "engine": "a serialized engine runs only on TensorRT",
@@ -259,7 +292,16 @@ def _open(kind: str, where: Path, request: _Request) -> tuple[Runner, str]:
         "run": "a run directory is a PyTorch checkpoint (fused ops); export it to ONNX or a TensorRT engine "
         "for the faster backends",
     }
-    return runner, f"{backend} on {runner.device}: {reasons[kind]}"
+    return runner, f"{backend} on {runner.device}: {reasons[kind]}", None
+
+
+def _exported_precision(where: Path) -> str:
+    from ganrt.artifact import onnx_metadata_props
+
+    try:
+        return onnx_metadata_props(where).get("ganrt.precision") or "fp32"
+    except MetadataError:
+        return "fp32"
 
 
 def _auto_device(kind: str, backend: str) -> tuple[str, str]:
@@ -279,8 +321,9 @@ def _part(runner: Runner, where: Path, overrides: dict[str, Any]) -> Part:
     from ganrt.runtime.metadata import resolve
 
     metadata, roles = resolve(runner.metadata_props(), runner.inputs, runner.outputs, overrides, source=str(where))
-    # The graph's I/O dtypes cannot show fp16 convolutions behind fp32 I/O; the metadata can.
-    runner.precision = metadata.precision
+    if not runner.chooses_precision:
+        # The graph's I/O dtypes cannot show fp16 convolutions behind fp32 I/O; the metadata can.
+        runner.precision = metadata.precision
     return Part(runner, metadata, roles)
 
 
@@ -294,11 +337,14 @@ def _load_encoder(
     if kind == "run":
         raise TypeError(f"encoder= takes an exported encoder artifact, got the run directory {enc_path}")
     options = {"cuda_graphs": request.options.get("cuda_graphs", True)} if kind == "engine" else {}
+    if kind == "onnx" and "precision" in request.options:
+        options["precision"] = request.options["precision"]
     dev, _, index = device.partition(":")
+    backend = request.backend if request.backend in READERS[kind] else "auto"
     same_device = dataclasses.replace(
-        request, backend=READERS[kind][0], device=dev, index=int(index or 0), options=options
+        request, backend=backend, device=dev, index=int(index or 0), options=options
     )
-    runner, _ = _open(kind, enc_path, same_device)
+    runner, _, _ = _open(kind, enc_path, same_device, {})
     try:
         part = _part(runner, enc_path, {})
         if part.metadata.task != "encode" or part.metadata.latent_dim != md.latent_dim:

@@ -86,6 +86,7 @@ class Model:
         selected: str,
         metadata_source: str,
         encoder: Part | None = None,
+        selection: dict[str, Any] | None = None,
     ):
         self._main = main
         self._encoder = encoder
@@ -94,13 +95,18 @@ class Model:
         self._artifact = artifact
         self._selected = selected
         self._metadata_source = metadata_source
+        self._selection = selection
         self._lock = threading.RLock()
         # device -> the stream the caller had current, while a session runs (see _session)
         self._callers: dict[torch.device, torch.cuda.Stream] = {}
         self._workspace: collections.OrderedDict[tuple, dict[str, torch.Tensor]] = collections.OrderedDict()
         self._closed = False
-        # The pre/post kernels are memory-bound and tiny next to the network: two threads saturate them.
-        self._kernel_threads = max(1, min(main.runner.threads or 1, 2))
+        # The pre/post kernels run on the calling thread only. Single-threaded they take 0.2 ms (uint8 ->
+        # float) and 0.5 ms (back) for a 256x256 RGB image, but a second thread would come from torch's OpenMP
+        # team, whose wake-up lands while the backend's own pool (ONNX Runtime's, OpenVINO's) still spins
+        # after its call: on 2 cores each conversion then took 7-35 ms (benchmarks/runtime.py measures the
+        # overhead).
+        self._kernel_threads = 1
 
     # ------------------------------------------------------------------ properties
     @property
@@ -183,6 +189,9 @@ class Model:
             **self.metadata.describe(),
             "backend": runner.backend,
             "selected": self._selected,
+            # What runs: the artifact's own precision, or one the backend chose at load time (OpenVINO bf16).
+            "precision": runner.precision,
+            "artifact_precision": self.metadata.precision,
             "device": runner.device,
             "threads": runner.threads,
             "max_batch": runner.max_batch,
@@ -191,6 +200,8 @@ class Model:
             "outputs": [s.to_dict() for s in runner.outputs],
         }
         info.update(runner.info())
+        if self._selection is not None:
+            info["selection"] = self._selection
         if self._encoder is not None and self._encoder is not self._main:
             info["encoder"] = {
                 "inputs": [s.to_dict() for s in self._encoder.runner.inputs],

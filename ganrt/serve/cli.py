@@ -232,16 +232,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load_instances(into: list[Model], path: Path, args: argparse.Namespace) -> None:
-    """Load ``args.instances`` copies of ``path`` into ``into``, splitting the default CPU threads."""
-    import ganrt
+    """Load ``args.instances`` copies of ``path`` into ``into``, splitting the default CPU threads.
 
-    first = ganrt.load(path, backend=args.runtime, device=args.device, threads=args.threads)
-    into.append(first)
+    Split before the first load: with ``--runtime auto`` the backend selection is timed (and recorded) at the
+    thread count the instances will run with, and the other instances reuse its record."""
+    import ganrt
+    from ganrt.backends.device import physical_cores
+    from ganrt.runtime.loader import classify
+
     threads = args.threads
-    if args.instances > 1 and threads is None and first.info().get("threads"):
+    if args.instances > 1 and threads is None and classify(path)[0] != "engine":
         # the runtime's default is every physical core; instances computing at once would oversubscribe them
-        threads = max(1, int(first.info()["threads"]) // args.instances)
-        into.pop().close()
-        into.append(ganrt.load(path, backend=args.runtime, device=args.device, threads=threads))
-    for _ in range(args.instances - 1):
+        threads = max(1, physical_cores() // args.instances)
+    for _ in range(args.instances):
         into.append(ganrt.load(path, backend=args.runtime, device=args.device, threads=threads))

@@ -39,7 +39,7 @@ from ganrt.serve import images as imgs
 from ganrt.serve.config import ServeConfig
 from ganrt.serve.http import ApiError, endpoint, media_type, read_body, run_model
 from ganrt.serve.state import ServedModel, ServerState
-from ganrt.serve.v1 import image_body, int_param, sample_labels
+from ganrt.serve.v1 import int_param, run_on_image, sample_labels
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -229,14 +229,7 @@ async def encode(request: Request, state: ServerState) -> Response:
         mu, logvar = model.encode(feeds["images"])
         return {"mu": np.asarray(mu, np.float32), "logvar": np.asarray(logvar, np.float32)}
 
-    timeout_s = state.config.timeout_s
-    async with image_body(request, state, served) as image:
-        result = await run_model(
-            state,
-            served,
-            lambda: served.batcher.run(run, {"images": image[None]}, kind="encode", timeout_s=timeout_s),
-            timeout_s,
-        )
+    result = await run_on_image(request, state, served, run, "encode")
     # float32 -> Python float is exact and JSON keeps every digit: mu sent back to interpolate is the same z
     return JSONResponse({"mu": result["mu"][0].tolist(), "logvar": result["logvar"][0].tolist()})
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -85,6 +85,28 @@ async def image_body(request: Request, state: ServerState, served: ServedModel) 
         yield image
 
 
+async def run_on_image(
+    request: Request,
+    state: ServerState,
+    served: ServedModel,
+    run: Callable[[Model, dict[str, np.ndarray]], dict[str, np.ndarray]],
+    kind: str,
+    then: Callable[[dict[str, np.ndarray]], Any] | None = None,
+) -> Any:
+    """The request's image (see :func:`image_body`) through ``run(model, {"images": image[None]})`` on the
+    served model's batcher (merged with concurrent ``kind`` calls), within the request timeout; ``then`` runs
+    on the result in a worker thread while the image's memory is still reserved, and its value is returned."""
+    timeout_s = state.config.timeout_s
+    async with image_body(request, state, served) as image:
+        result = await run_model(
+            state,
+            served,
+            lambda: served.batcher.run(run, {"images": image[None]}, kind=kind, timeout_s=timeout_s),
+            timeout_s,
+        )
+        return result if then is None else await asyncio.to_thread(then, result)
+
+
 @endpoint("translate")
 async def translate(request: Request, state: ServerState) -> Response:
     """PNG/JPEG body -> PNG. Concurrent same-size images are merged into one ``model.translate`` call; the
@@ -97,15 +119,9 @@ async def translate(request: Request, state: ServerState) -> Response:
             "images": _as_images(model.translate(feeds["images"]), what=f"model {served.name!r} translate")
         }
 
-    timeout_s = state.config.timeout_s
-    async with image_body(request, state, served) as image:
-        result = await run_model(
-            state,
-            served,
-            lambda: served.batcher.run(run, {"images": image[None]}, kind="translate", timeout_s=timeout_s),
-            timeout_s,
-        )
-        png = await asyncio.to_thread(imgs.encode_png, result["images"][0])
+    png = await run_on_image(
+        request, state, served, run, "translate", then=lambda result: imgs.encode_png(result["images"][0])
+    )
     return Response(png, media_type="image/png")
 
 

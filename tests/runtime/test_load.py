@@ -18,13 +18,16 @@ from tests.tolerances import ONNX, assert_close
 
 
 def test_onnx_loads_with_ganrt_metadata(artifacts):
-    with ganrt.load(artifacts["pix2pix_onnx"]) as model:
+    with ganrt.load(artifacts["pix2pix_onnx"], backend="onnxruntime") as model:
         info = model.info()
         assert model.backend == "onnxruntime" and model.device == "cpu"
         assert info["family"] == "pix2pix" and info["task"] == "translate"
         assert info["multiple"] == 32 and info["in_channels"] == 3
         assert info["threads"] >= 1 and info["providers"] == ["CPUExecutionProvider"]
+        assert "backend='onnxruntime' requested" in info["selected"]
         assert "CPU execution provider" in info["selected"]
+        assert info["precision"] == info["artifact_precision"] == "fp32"
+        assert "exported with" in info["selection"]["precision_reason"]
         assert info["metadata_source"].startswith("ganrt metadata")
         assert [s.name for s in model.inputs] == ["image"] and [s.name for s in model.outputs] == ["output"]
         assert model.inputs[0].shape == (-1, 3, -1, -1)
@@ -51,7 +54,7 @@ def test_closed_model_refuses_calls(artifacts, photo):
 def test_infer_is_the_raw_graph_call(artifacts):
     x = np.random.default_rng(0).uniform(-1, 1, (2, 3, 32, 64)).astype(np.float32)
     with (
-        ganrt.load(artifacts["pix2pix_onnx"]) as onnx_model,
+        ganrt.load(artifacts["pix2pix_onnx"], precision="fp32") as onnx_model,
         ganrt.load(artifacts["pix2pix_run"]) as torch_model,
     ):
         a = onnx_model.infer({"image": x})["output"]
