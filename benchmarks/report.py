@@ -4,12 +4,17 @@ For each NAME in ops, train, runtime, serve, models, the text between the marker
 ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` in README.md is replaced by one table per results file
 ``NAME.json`` / ``NAME_<device>.json`` (``ops_cpu.json``, ``models_nvidia-h100-80gb-hbm3.json``, ...),
 CPU first. A table is rendered, in order of preference, by the ``markdown(data)`` function of the script that
-wrote the file (``benchmarks/NAME.py``: each benchmark may own its table's layout), by this file's renderer
-for that benchmark's JSON layout (runtime, serve), or as a generic table of the file's records; a renderer
-that fails on a file (an older layout) falls through to the next. Missing results leave a line saying which
+wrote the file (``benchmarks/NAME.py``: each benchmark owns its table's layout), or as a generic table of the
+file's records when that script has no renderer or its renderer fails on the file (an older layout). Missing results leave a line saying which
 command produces them; missing markers are reported and skipped.
 
+The ``gpu`` section is the GPU run of benchmarks/gpu.sh: one block per device folder
+``benchmarks/results/gpu/<device>/`` (environment, step status, the junit XML of the cuda tests, the sanitizer
+log, ``ops.json`` and ``models.json`` rendered by their scripts' ``markdown``); without such a folder it says
+that no GPU run has happened yet.
+
 Usage: python benchmarks/report.py [--readme README.md] [--results benchmarks/results] [--check]
+       python benchmarks/report.py --gpu-summary FOLDER     (the summary benchmarks/gpu.sh prints)
 ``--check`` changes nothing and exits 1 when README is out of date.
 """
 
@@ -19,10 +24,9 @@ import argparse
 import importlib.util
 import json
 import math
-import os
 import re
 import sys
-import tempfile
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -30,7 +34,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-SECTIONS = ("ops", "train", "runtime", "serve", "models")
+SECTIONS = ("ops", "train", "runtime", "serve", "models", "gpu")
 # Columns a generic table shows at most; more would not fit a README.
 MAX_COLUMNS = 12
 
@@ -120,86 +124,120 @@ def generic_markdown(data: Any) -> str:
     return "\n".join(lines)
 
 
-def _median(stats: dict[str, Any], key: str) -> str:
-    value = stats.get(key, {}).get("median_ms")
-    return _cell(float(value)) if value is not None else "–"
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
 
 
-def _machine_line(machine: dict[str, Any]) -> str:
-    cpu = machine.get("cpu") or machine.get("processor") or machine.get("platform") or "?"
-    cores = machine.get("cores_logical") or machine.get("cpus")
-    return f"{cpu}{f', {cores} cores' if cores else ''}"
-
-
-def runtime_markdown(data: dict[str, Any]) -> str:
-    """benchmarks/runtime.py: ganrt.load(...).translate vs bare ONNX Runtime vs PyTorch eager, per model."""
-    targets = data.get("targets", {})
-    overhead_max = targets.get("overhead_vs_bare_ort_max")
-    speedup_min = targets.get("speedup_vs_torch_eager_min")
-    intro = (
-        f"Runtime on {_machine_line(data.get('machine', {}))}: median ms per call over interleaved rounds, "
-        f"batch 1. ganrt = `ganrt.load(onnx).translate(uint8 image)` (pre/post included); bare ORT = "
-        f"`InferenceSession.run` on a normalized tensor; torch eager = stock PyTorch modules. "
-        f"Reproduce: `python benchmarks/runtime.py`."
-    )
-    overhead = f" (≤ {overhead_max})" if overhead_max else ""
-    speedup = f" (≥ {speedup_min})" if speedup_min else ""
-    header = (
-        f"| model | size | backend | ganrt ms | bare ORT ms | torch eager ms | ganrt torch ms "
-        f"| ganrt / bare ORT{overhead} | eager / ganrt{speedup} |"
-    )
-    lines = [intro, "", header, "|---|---|---|---|---|---|---|---|---|"]
-    for r in data["results"]:
-        lat = r["latency"]
-        lines.append(
-            f"| {r['arch']} | {r.get('size', '?')}² | {r.get('backend', '?')} | {_median(lat, 'ganrt')} | "
-            f"{_median(lat, 'ort_bare')} | {_median(lat, 'torch_eager')} | {_median(lat, 'ganrt_torch')} | "
-            f"{r['overhead_vs_bare_ort']:.3f}{' ✓' if r.get('meets_overhead_target') else ''} | "
-            f"{r['speedup_vs_torch_eager']:.2f}×{' ✓' if r.get('meets_speedup_target') else ''} |"
-        )
-    return "\n".join(lines)
-
-
-def serve_markdown(data: dict[str, Any]) -> str:
-    """benchmarks/serve.py: ganrt serve throughput and latency vs concurrency, batching on and off."""
-    config = data.get("config", {})
-    intro = (
-        f"`ganrt serve` on {_machine_line(data.get('machine', {}))}: closed-loop clients, "
-        f"{config.get('request', 'KServe v2 infer')}, {config.get('duration_s', '?')} s per point. "
-        f"Reproduce: `python benchmarks/serve.py`."
-    )
-    lines = [
-        intro,
-        "",
-        "| model | batching | concurrency | req/s | p50 ms | p90 ms | p99 ms | mean executed batch | errors |",
-        "|---|---|---|---|---|---|---|---|---|",
+def junit_summary(path: Path) -> dict[str, Any] | None:
+    """Counts of a junit XML file (pytest --junitxml) and the ids of failed tests, or None when unreadable."""
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return None
+    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+    counts = {k: sum(int(s.get(k, 0)) for s in suites) for k in ("tests", "failures", "errors", "skipped")}
+    failed = [
+        f"{case.get('classname', '')}::{case.get('name', '')}"
+        for case in root.iter("testcase")
+        if case.find("failure") is not None or case.find("error") is not None
     ]
-    for name, record in data["models"].items():
-        for r in record["runs"]:
+    counts["passed"] = counts["tests"] - counts["failures"] - counts["errors"] - counts["skipped"]
+    counts["failed_ids"] = failed
+    return counts
+
+
+def sanitizer_summary(path: Path) -> list[tuple[str, str]]:
+    """(tool, its ERROR SUMMARY or RACECHECK SUMMARY line) per compute-sanitizer run in gpu.sh's log."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    out, tool = [], "?"
+    for line in text.splitlines():
+        marker = re.match(r"^== gpu\.sh: compute-sanitizer --tool (\w+)", line)
+        if marker:
+            tool = marker.group(1)
+        summary = re.search(r"(?:ERROR|RACECHECK) SUMMARY: .*", line)
+        if summary:
+            out.append((tool, summary.group(0)))
+    return out
+
+
+def gpu_markdown(folder: Path, scripts: Path = HERE) -> str:
+    """The GPU run in ``folder`` (what benchmarks/gpu.sh writes): environment, steps, tests, sanitizers, ops
+    and model benchmarks."""
+    env = _read_json(folder / "environment.json") or {}
+    gpu = (env.get("machine", {}).get("gpus") or [{}])[0]
+    libraries = env.get("machine", {}).get("libraries", {})
+    lines = [
+        (
+            f"Device {gpu.get('name', '?')} (compute capability {gpu.get('compute_capability', '?')}, "
+            f"{gpu.get('multiprocessors', '?')} SMs), driver {gpu.get('driver', '?')}, CUDA runtime "
+            f"{gpu.get('cuda_runtime', '?')}, cuDNN {gpu.get('cudnn', '?')}; "
+            f"torch {libraries.get('torch', '?')}, nvcc {env.get('nvcc', '?')}; "
+            f"ganrt {libraries.get('ganrt', '?')} at commit {env.get('commit', '?')}; "
+            f"{env.get('machine', {}).get('timestamp', '?')}. Reproduce: `bash benchmarks/gpu.sh`."
+        ),
+    ]
+    steps = (_read_json(folder / "steps.json") or {}).get("steps", [])
+    if steps:
+        lines += ["", "| step | status | seconds | budget s |", "|---|---|---|---|"]
+        for step in steps:
             lines.append(
-                f"| {name} | {'on' if r['batching'] else 'off'} | {r['concurrency']} | "
-                f"{_cell(r['throughput_rps'])} | "
-                f"{_cell(r['p50_ms'])} | {_cell(r['p90_ms'])} | {_cell(r['p99_ms'])} | "
-                f"{_cell(r.get('mean_executed_batch'))} | {r.get('errors', 0)} |"
+                f"| {step['name']} | {step['status']} | {_cell(float(step.get('seconds', 0)))} | "
+                f"{step.get('budget_s', '–')} |"
             )
-    targets = data.get("targets") or {}
-    if targets:
-        lines += ["", "| target | measured | required | met |", "|---|---|---|---|"]
-        for key, t in targets.items():
-            if "ratio" in t:
-                measured, required = f"{t['ratio']:.2f}×", f"≥ {t['target']}×"
-            else:
-                measured, required = f"{t.get('overhead_p50_ms', float('nan')):.2f} ms", f"≤ {t['target']} ms"
-            lines.append(f"| {key} | {measured} | {required} | {'yes' if t.get('met') else 'no'} |")
+    tests = junit_summary(folder / "tests.xml")
+    if tests is not None:
+        counts = (
+            f"{tests['passed']} passed, {tests['failures']} failed, {tests['errors']} errors, "
+            f"{tests['skipped']} skipped"
+        )
+        selection = '`pytest -m "(cuda or tensorrt) and not slow"`'
+        lines += ["", f"{selection}: {counts} (tensorrt tests skip where TensorRT is not installed)."]
+        if tests["failed_ids"]:
+            lines.append("Failed: " + ", ".join(f"`{t}`" for t in tests["failed_ids"][:20]) + ".")
+    sanitizers = sanitizer_summary(folder / "sanitizer.log")
+    if sanitizers:
+        lines.append("")
+        lines += [f"compute-sanitizer {tool} on the kernel tests: {summary}." for tool, summary in sanitizers]
+    for name in ("ops", "models"):
+        data = _read_json(folder / f"{name}.json")
+        if data is None:
+            lines += ["", f"_No {name} results in this run (see the step table)._"]
+            continue
+        render, _ = _load_renderer(name, scripts)
+        try:
+            body = render(data) if render else generic_markdown(data)
+        except Exception as exc:  # an older layout: keep the README buildable
+            body = f"{generic_markdown(data)}\n\n({name}.py markdown() failed: {type(exc).__name__}: {exc})"
+        lines += ["", body.strip()]
     return "\n".join(lines)
 
 
-# Renderers for benchmarks whose scripts do not define markdown(data).
-BUILTIN: dict[str, Callable[[dict[str, Any]], str]] = {"runtime": runtime_markdown, "serve": serve_markdown}
+def render_gpu_section(results: Path, scripts: Path) -> str:
+    runs = sorted(p for p in (results / "gpu").glob("*") if p.is_dir()) if (results / "gpu").is_dir() else []
+    if not runs:
+        return (
+            "_No GPU run has happened yet: no GPU has been available to this project. "
+            "`bash benchmarks/gpu.sh` on a CUDA machine writes `benchmarks/results/gpu/<device>/`, and this "
+            "section is generated from it._"
+        )
+    parts = []
+    for folder in runs:
+        rel = folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder
+        header = f"**gpu · {folder.name}** — generated from `{rel}/`"
+        parts.append(f"{header}\n\n{gpu_markdown(folder, scripts)}")
+    return "\n\n".join(parts)
 
 
 def render_section(name: str, results: Path, scripts: Path) -> str:
     """Markdown for one README section (without the markers)."""
+    if name == "gpu":
+        return render_gpu_section(results, scripts)
     files = results_files(results, name)
     if not files:
         return (
@@ -219,16 +257,11 @@ def render_section(name: str, results: Path, scripts: Path) -> str:
         header = f"**{name} · {device}** — generated from `{rel}`"
         body = None
         failures = [why] if why else []
-        for label, renderer in (
-            (f"{name}.py markdown()", render),
-            ("report.py's renderer", BUILTIN.get(name)),
-        ):
-            if renderer is None or body is not None:
-                continue
+        if render is not None:
             try:
-                body = renderer(data)
-            except Exception as exc:  # the file predates the renderer's layout: try the next one
-                failures.append(f"{type(exc).__name__} in {label}: {exc}")
+                body = render(data)
+            except Exception as exc:  # the file predates the renderer's layout: a generic table
+                failures.append(f"{type(exc).__name__} in {name}.py markdown(): {exc}")
         if body is None:
             body = generic_markdown(data)
             if isinstance(data, dict) and data.get("command"):
@@ -254,17 +287,6 @@ def update_readme(text: str, sections: dict[str, str]) -> tuple[str, list[str]]:
     return text, missing
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -273,7 +295,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=HERE / "results")
     parser.add_argument("--scripts", type=Path, default=HERE, help="where benchmarks/NAME.py live")
     parser.add_argument("--check", action="store_true", help="exit 1 if README is out of date; write nothing")
+    parser.add_argument(
+        "--gpu-summary",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="print the summary of a GPU run folder",
+    )
     args = parser.parse_args(argv)
+    if args.gpu_summary is not None:
+        print(gpu_markdown(args.gpu_summary, args.scripts))
+        return 0
 
     sections = {name: render_section(name, args.results, args.scripts) for name in SECTIONS}
     old = args.readme.read_text(encoding="utf-8")
@@ -291,7 +323,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     if new != old:
-        _write_atomic(args.readme, new)
+        from ganrt.utils import atomic_write
+
+        atomic_write(args.readme, new)
     done = [n for n in SECTIONS if n not in missing]
     print(f"report.py: {args.readme}: {len(done)} section(s) regenerated ({', '.join(done)})")
     return 0

@@ -39,7 +39,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +46,7 @@ import numpy as np
 from rich.progress import Progress
 
 import ganrt
+from ganrt.utils import atomic_path, atomic_write
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serve_cpu.json"
 TARGET_BATCHING_SPEEDUP = 3.0  # DCGAN: c=16 batched throughput / c=1 unbatched throughput
@@ -325,14 +325,9 @@ class Server:
 # ---- measurements ------------------------------------------------------------------------------------------
 def bare_latency(model: Any, feeds: dict[str, np.ndarray], duration_s: float) -> dict[str, float]:
     """p50/p90/p99 of the bare ``model.infer`` call (batch 1), the reference for the server's overhead."""
-    for _ in range(3):
-        model.infer(feeds)
-    times = []
-    deadline = time.perf_counter() + duration_s
-    while time.perf_counter() < deadline or len(times) < 5:
-        t0 = time.perf_counter()
-        model.infer(feeds)
-        times.append(time.perf_counter() - t0)
+    from ganrt.bench import interleaved
+
+    times = interleaved({"bare": lambda: model.infer(feeds)}, seconds=duration_s, warmup=3)["bare"]
     return {**percentiles(times), "calls": len(times)}
 
 
@@ -468,6 +463,37 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
     return targets
 
 
+def markdown(data: dict[str, Any]) -> str:
+    """README table: throughput and latency per model, mode and concurrency; then the targets."""
+    config, machine = data.get("config", {}), data.get("machine", {})
+    intro = (
+        f"`ganrt serve` on {machine.get('cpu') or machine.get('platform', '?')} ({machine.get('cpus', '?')} "
+        f"CPUs): closed-loop clients, {config.get('request', 'KServe v2 infer')}, "
+        f"{config.get('duration_s', '?')} s per point. Reproduce: `python benchmarks/serve.py`."
+    )
+    lines = [
+        intro,
+        "",
+        "| model | mode | concurrency | req/s | p50 ms | p90 ms | p99 ms | mean executed batch | errors |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, record in data["models"].items():
+        for r in record["runs"]:
+            lines.append(
+                f"| {name} | {MODE_LABELS.get(r['mode'], r['mode'])} | {r['concurrency']} | "
+                f"{r['throughput_rps']:.1f} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | {r['p99_ms']:.1f} | "
+                f"{r['mean_executed_batch']:.2f} | {r['errors']} |"
+            )
+    lines += ["", "| target | measured | required | met |", "|---|---|---|---|"]
+    for key, t in (data.get("targets") or {}).items():
+        if "ratio" in t:
+            measured, required = f"{t['ratio']:.2f}×", f"≥ {t['target']}×"
+        else:
+            measured, required = f"{t['overhead_p50_ms']:.2f} ms", f"≤ {t['target']} ms"
+        lines.append(f"| {key} | {measured} | {required} | {'yes' if t['met'] else 'no'} |")
+    return "\n".join(lines)
+
+
 def plot(results: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -507,10 +533,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
         f"ganrt serve on CPU ({results['machine']['cpus']} cores), KServe v2 binary infer, batch 1/request"
     )
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=110, format="png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def main() -> int:
@@ -571,10 +596,7 @@ def main() -> int:
         results["machine"]["load_average_end"] = list(os.getloadavg())
     results["targets"] = summarize(results)
 
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    tmp_json = args.output.with_name(f".{args.output.name}.tmp")
-    tmp_json.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(tmp_json, args.output)
+    atomic_write(args.output, json.dumps(results, indent=2) + "\n")
     plot(results, args.output.with_suffix(".png"))
 
     columns = ("req/s", "p50 ms", "p90 ms", "p99 ms")

@@ -102,6 +102,15 @@ struct Checker {
     return v;
   }
 
+  // A workspace of `bytes` bytes at `addr`: bytes >= 0, and an address whenever bytes > 0.
+  size_t workspace_bytes(uintptr_t addr, int64_t bytes) const {
+    if (bytes < 0) fail("workspace_bytes must be >= 0, got " + std::to_string(bytes));
+    if (bytes > 0 && addr == 0)
+      fail("workspace must be a non-null address when workspace_bytes > 0, got 0 with " + std::to_string(bytes) +
+           " bytes");
+    return static_cast<size_t>(bytes);
+  }
+
   int threads(int v) const {
     if (v < 1) fail("num_threads must be >= 1, got " + std::to_string(v));
     return v;
@@ -137,7 +146,8 @@ struct Checker {
 void instance_norm_act_forward(const std::string& device, int dtype, uintptr_t x, uintptr_t weight, uintptr_t bias,
                                uintptr_t residual, uintptr_t y, uintptr_t mean, uintptr_t rstd, int64_t n,
                                int64_t c, int64_t plane_size, double eps, double negative_slope, int activation,
-                               bool channels_last, [[maybe_unused]] uintptr_t stream, int num_threads) {
+                               bool channels_last, [[maybe_unused]] uintptr_t stream, int num_threads,
+                               uintptr_t workspace, int64_t workspace_bytes) {
   const Checker ck{"instance_norm_act_forward"};
   const Device dev = ck.device(device);
   ganrt::InstanceNormActParams p;
@@ -158,6 +168,8 @@ void instance_norm_act_forward(const std::string& device, int dtype, uintptr_t x
   p.eps = ck.finite("eps", eps, true);
   p.negative_slope = ck.finite("negative_slope", negative_slope, p.act == Activation::LeakyReLU);
   p.num_threads = ck.threads(num_threads);
+  p.workspace = Checker::optional_out(workspace);
+  p.workspace_bytes = ck.workspace_bytes(workspace, workspace_bytes);
   py::gil_scoped_release nogil;
   if (dev == Device::CPU) {
     ganrt::instance_norm_act_forward_cpu(p, dt);
@@ -172,7 +184,8 @@ void instance_norm_act_backward(const std::string& device, int dtype, uintptr_t 
                                 uintptr_t weight, uintptr_t mean, uintptr_t rstd, uintptr_t grad_x,
                                 uintptr_t grad_residual, uintptr_t sum_dy, uintptr_t sum_dy_xhat, int64_t n,
                                 int64_t c, int64_t plane_size, double negative_slope, int activation,
-                                bool channels_last, [[maybe_unused]] uintptr_t stream, int num_threads) {
+                                bool channels_last, [[maybe_unused]] uintptr_t stream, int num_threads,
+                                uintptr_t workspace, int64_t workspace_bytes) {
   const Checker ck{"instance_norm_act_backward"};
   const Device dev = ck.device(device);
   ganrt::InstanceNormActBackwardParams p;
@@ -195,6 +208,8 @@ void instance_norm_act_backward(const std::string& device, int dtype, uintptr_t 
   ck.product("n * c * plane_size", {n, c, plane_size});
   p.negative_slope = ck.finite("negative_slope", negative_slope, p.act == Activation::LeakyReLU);
   p.num_threads = ck.threads(num_threads);
+  p.workspace = Checker::optional_out(workspace);
+  p.workspace_bytes = ck.workspace_bytes(workspace, workspace_bytes);
   py::gil_scoped_release nogil;
   if (dev == Device::CPU) {
     ganrt::instance_norm_act_backward_cpu(p, dt);
@@ -203,6 +218,26 @@ void instance_norm_act_backward(const std::string& device, int dtype, uintptr_t 
     ganrt::instance_norm_act_backward_cuda(p, dt, as_stream(stream));
 #endif
   }
+}
+
+// Device scratch bytes instance_norm_act_{forward,backward} need on `device` for these sizes: 0 on CPU and for
+// planes one CUDA block holds; otherwise the caller allocates it and passes workspace/workspace_bytes.
+int64_t instance_norm_act_workspace(const std::string& device, int64_t n, int64_t c, int64_t plane_size,
+                                    bool backward) {
+  const Checker ck{"instance_norm_act_workspace"};
+  const Device dev = ck.device(device);
+  ck.positive("n", n);
+  ck.positive("c", c);
+  ck.positive("plane_size", plane_size);
+  ck.product("n * c * plane_size", {n, c, plane_size});
+  if (dev == Device::CPU) return 0;
+#ifdef GANRT_WITH_CUDA
+  return static_cast<int64_t>(backward ? ganrt::instance_norm_act_backward_workspace_cuda(n, c, plane_size)
+                                       : ganrt::instance_norm_act_forward_workspace_cuda(n, c, plane_size));
+#else
+  (void)backward;
+  return 0;  // unreachable: ck.device rejects "cuda" without the CUDA kernels
+#endif
 }
 
 void standard_normal(const std::string& device, int dtype, uintptr_t out, int64_t numel, const py::object& seed,
@@ -370,12 +405,16 @@ PYBIND11_MODULE(_C, m) {
   m.def("instance_norm_act_forward", &instance_norm_act_forward, py::arg("device"), py::arg("dtype"), py::arg("x"),
         py::arg("weight"), py::arg("bias"), py::arg("residual"), py::arg("y"), py::arg("mean"), py::arg("rstd"),
         py::arg("n"), py::arg("c"), py::arg("plane_size"), py::arg("eps"), py::arg("negative_slope"),
-        py::arg("activation"), py::arg("channels_last") = false, py::arg("stream") = 0, py::arg("num_threads") = 1);
+        py::arg("activation"), py::arg("channels_last") = false, py::arg("stream") = 0, py::arg("num_threads") = 1,
+        py::arg("workspace") = 0, py::arg("workspace_bytes") = 0);
   m.def("instance_norm_act_backward", &instance_norm_act_backward, py::arg("device"), py::arg("dtype"),
         py::arg("grad_y"), py::arg("x"), py::arg("y"), py::arg("weight"), py::arg("mean"), py::arg("rstd"),
         py::arg("grad_x"), py::arg("grad_residual"), py::arg("sum_dy"), py::arg("sum_dy_xhat"), py::arg("n"),
         py::arg("c"), py::arg("plane_size"), py::arg("negative_slope"), py::arg("activation"),
-        py::arg("channels_last") = false, py::arg("stream") = 0, py::arg("num_threads") = 1);
+        py::arg("channels_last") = false, py::arg("stream") = 0, py::arg("num_threads") = 1, py::arg("workspace") = 0,
+        py::arg("workspace_bytes") = 0);
+  m.def("instance_norm_act_workspace", &instance_norm_act_workspace, py::arg("device"), py::arg("n"), py::arg("c"),
+        py::arg("plane_size"), py::arg("backward") = false);
   m.def("standard_normal", &standard_normal, py::arg("device"), py::arg("dtype"), py::arg("out"), py::arg("numel"),
         py::arg("seed"), py::arg("offset"), py::arg("stream") = 0, py::arg("num_threads") = 1);
   m.def("reparameterize_forward", &reparameterize_forward, py::arg("device"), py::arg("dtype"), py::arg("mu"),

@@ -2,6 +2,7 @@
 // so the same functions serve the PyTorch ops, the runtime's pre/post-processing and a TensorRT plugin.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -39,6 +40,12 @@ struct InstanceNormActParams {
   Activation act = Activation::LeakyReLU;
   bool channels_last = false;  // CPU only
   int num_threads = 1;         // CPU only
+  // CUDA only: device scratch for the split path (planes larger than one block holds), at least
+  // instance_norm_act_forward_workspace_cuda(n, c, plane_size) bytes, 8-byte aligned, ordered on the launch's
+  // stream like the tensors. The caller allocates it (torch's caching allocator; a TensorRT plugin's
+  // workspace), so launches allocate nothing themselves and stay capturable into CUDA graphs.
+  void* workspace = nullptr;
+  size_t workspace_bytes = 0;
 };
 
 // Backward from the saved output y, in the layout and dtype of the forward pass (the activation mask is y > 0,
@@ -63,6 +70,9 @@ struct InstanceNormActBackwardParams {
   Activation act = Activation::LeakyReLU;
   bool channels_last = false;  // all of grad_y, x, y, grad_x, grad_residual in (N, H, W, C); CPU only
   int num_threads = 1;
+  // CUDA only: split-path scratch as in the forward, instance_norm_act_backward_workspace_cuda() bytes.
+  void* workspace = nullptr;
+  size_t workspace_bytes = 0;
 };
 
 void instance_norm_act_forward_cpu(const InstanceNormActParams& p, DType dtype);
@@ -92,6 +102,9 @@ void tensor_to_images_cpu(const void* src, DType dtype, uint8_t* dst, int64_t n,
 // CUDA launchers: same contracts, run asynchronously on `stream` (a cudaStream_t passed as void*).
 void instance_norm_act_forward_cuda(const InstanceNormActParams& p, DType dtype, void* stream);
 void instance_norm_act_backward_cuda(const InstanceNormActBackwardParams& p, DType dtype, void* stream);
+// Workspace bytes the launchers above need for these sizes (0 when every plane fits one block); host-only.
+size_t instance_norm_act_forward_workspace_cuda(int64_t n, int64_t c, int64_t plane_size);
+size_t instance_norm_act_backward_workspace_cuda(int64_t n, int64_t c, int64_t plane_size);
 void standard_normal_cuda(void* out, DType dtype, int64_t numel, uint64_t seed, uint64_t offset, void* stream);
 void reparameterize_forward_cuda(const void* mu, const void* logvar, void* z, void* eps_out, DType dtype,
                                  int64_t numel, uint64_t seed, uint64_t offset, void* stream);

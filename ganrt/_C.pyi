@@ -34,14 +34,21 @@ def cuda_device_count() -> int:
 def instance_norm_act_forward(
     device: str, dtype: int, x: int, weight: int, bias: int, residual: int, y: int, mean: int, rstd: int,
     n: int, c: int, plane_size: int, eps: float, negative_slope: float, activation: int,
-    channels_last: bool = False, stream: int = 0, num_threads: int = 1,
-) -> None: ...
+    channels_last: bool = False, stream: int = 0, num_threads: int = 1, workspace: int = 0,
+    workspace_bytes: int = 0,
+) -> None:
+    """``workspace``: device scratch of ``workspace_bytes`` bytes for the CUDA split path, at least
+    :func:`instance_norm_act_workspace` bytes (allocated by the caller; ignored on CPU)."""
 def instance_norm_act_backward(
     device: str, dtype: int, grad_y: int, x: int, y: int, weight: int, mean: int, rstd: int,
     grad_x: int, grad_residual: int, sum_dy: int, sum_dy_xhat: int,
     n: int, c: int, plane_size: int, negative_slope: float, activation: int,
-    channels_last: bool = False, stream: int = 0, num_threads: int = 1,
+    channels_last: bool = False, stream: int = 0, num_threads: int = 1, workspace: int = 0,
+    workspace_bytes: int = 0,
 ) -> None: ...
+def instance_norm_act_workspace(device: str, n: int, c: int, plane_size: int, backward: bool = False) -> int:
+    """Workspace bytes the forward (or backward) kernel needs on ``device`` for these sizes: 0 on CPU and for
+    planes one CUDA block holds (up to 8192 elements); a host-side query that touches no device."""
 def standard_normal(
     device: str, dtype: int, out: int, numel: int, seed: int, offset: int, stream: int = 0, num_threads: int = 1
 ) -> None: ...

@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 from ganrt import __version__
+from ganrt.errors import CLIError
 
 # subcommand -> module providing HELP, add_arguments(parser), run(args)
 COMMANDS: dict[str, str] = {
@@ -26,12 +28,16 @@ COMMANDS: dict[str, str] = {
 }
 
 
-class CLIError(Exception):
-    """An error to show the user as one line, with a non-zero exit status."""
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (``ganrt train: error: argument --lr: must be a finite number, got 'nan'``)
+    and exit status 2, like every other CLI error; ``--help`` still shows the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ganrt", description="Train, export and serve image GANs and VAEs.")
+    parser = _Parser(prog="ganrt", description="Train, export and serve image GANs and VAEs.")
     parser.add_argument("--version", action="version", version=f"ganrt {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module_name in COMMANDS.items():

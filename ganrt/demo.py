@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ganrt.utils import atomic_path, psnr
 
 
 def _tensorrt_ready() -> str | None:
@@ -53,33 +54,8 @@ def _side_by_side(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]], path: P
                 ax.set_title(("input (edges)", "ganrt output", "target (photo)")[c], fontsize=10)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _psnr(output: np.ndarray, target: np.ndarray) -> float:
-    mse = float(np.mean((output.astype(np.float64) - target.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
-
-
-def _latency(variants: dict[str, Callable[[], Any]], seconds: float) -> dict[str, list[float]]:
-    """Interleaved timings: every variant once per round, so machine drift hits all of them alike."""
-    for fn in variants.values():
-        fn()
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds or min(len(t) for t in times.values()) < 5:
-        for name, fn in variants.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return times
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.table import Table
 
     import ganrt
+    from ganrt.bench import interleaved
     from ganrt.data import fixed_batch, open_dataset, to_uint8
     from ganrt.export import export, format_parity
     from ganrt.models import Run
@@ -215,16 +192,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     edges, targets = to_uint8(test["A"]), to_uint8(test["B"])
     outputs = model.translate(edges)
-    psnr = statistics.fmean(_psnr(o, t) for o, t in zip(outputs, targets, strict=True))
+    mean_psnr = statistics.fmean(psnr(t, o, 255.0) for o, t in zip(outputs, targets, strict=True))
     l1 = float(np.mean(np.abs(outputs.astype(np.float64) - targets)))
     picture = out / "side_by_side.png"
     _side_by_side(
         list(zip(edges, outputs, targets, strict=True)),
         picture,
         f"held-out tiles never seen in training ({size}x{size})\n"
-        f"{train_s:.0f} s of {precision} training - mean L1 {l1:.1f}/255, PSNR {psnr:.1f} dB",
+        f"{train_s:.0f} s of {precision} training - mean L1 {l1:.1f}/255, PSNR {mean_psnr:.1f} dB",
     )
-    console.print(f"wrote {picture}  (held-out tiles: mean L1 {l1:.1f}/255, PSNR {psnr:.1f} dB)")
+    console.print(f"wrote {picture}  (held-out tiles: mean L1 {l1:.1f}/255, PSNR {mean_psnr:.1f} dB)")
 
     # 4. Latency ------------------------------------------------------------------------------------------
     console.rule(f"4/4 latency, batch 1, {size}x{size}, uint8 in -> uint8 out")
@@ -243,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         models["ganrt / tensorrt"] = ganrt.load(engine_path)
     variants: dict[str, Callable[[], Any]] = {"PyTorch eager (stock ops)": torch_eager}
     variants.update({name: (lambda m=m: m.translate(image)) for name, m in models.items()})
-    times = _latency(variants, args.bench_seconds)
+    times = interleaved(variants, seconds=args.bench_seconds)
     baseline = statistics.median(times["PyTorch eager (stock ops)"])
     table = Table(title=f"ganrt demo latency ({info['threads']} CPU threads)")
     for column in ("backend", "device", "median ms", "p90 ms", "images/s", "vs eager"):

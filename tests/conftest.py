@@ -1,11 +1,17 @@
-"""Central skipping of hardware-bound tests (CUDA, TensorRT, a CPU with native bf16): nothing touches CUDA at
-import or collection time."""
+"""Central skipping of hardware-bound tests (CUDA, TensorRT, a CPU with native bf16; nothing touches CUDA at
+import or collection time), ganrt's cache folder for the session, and exports of every family shared by the
+backend and runtime tests."""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+
+# Dynamic H/W ranges (pixels) of the translator exports below: multiples of unet_32's 32 and the ResNet's 4.
+DYNAMIC_HW = {"pix2pix": (32, 32, 96), "cyclegan": (16, 16, 48)}
 
 
 @functools.cache
@@ -51,6 +57,42 @@ def _bf16_reason() -> str | None:
     if support.bf16:
         return None
     return f"this CPU has {support.detail}: bf16 training needs AMX-BF16 or AVX512_BF16"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ganrt_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """ganrt's cache root (OpenVINO's compiled models, backend selection records) in a temporary folder for
+    the whole session: tests never write to the real home, and the backend trial of ``ganrt.load(...,
+    backend="auto")`` runs once per artifact. Subprocesses inherit it."""
+    patch = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("ganrt-cache")
+    patch.setenv("GANRT_CACHE_DIR", str(root))
+    yield root
+    patch.undo()
+
+
+@pytest.fixture(scope="session")
+def family_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[Path, Path]]:
+    """key of ``tests.export.conftest.CASES`` (every family and part) -> (run directory, its ONNX export):
+    tiny random-weight networks through the real, parity-gated export; translators with dynamic H/W
+    (:data:`DYNAMIC_HW`). Built on first use, once per session."""
+    from ganrt.export import export
+    from tests.export.conftest import CASES, make_run
+
+    made: dict[str, tuple[Path, Path]] = {}
+
+    def get(key: str) -> tuple[Path, Path]:
+        if key not in made:
+            root = tmp_path_factory.mktemp(f"family-{key}")
+            run = make_run(root / "run", key)
+            hw = DYNAMIC_HW.get(key)
+            sizes = {"height": hw, "width": hw} if hw else {}
+            out = root / f"{key}.onnx"
+            result = export(run, output=out, progress=False, parity_samples=1, **CASES[key][3], **sizes)
+            made[key] = run, Path(result.path)
+        return made[key]
+
+    return get
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -171,6 +171,58 @@ def test_cuda_device_errors_without_touching_memory() -> None:
         _C.instance_norm_act_forward(**buf.kwargs(device="cuda"))
 
 
+def test_instance_norm_workspace_query() -> None:
+    """The CUDA split path takes its scratch from the caller: the query is 0 on CPU and for planes one block
+    holds, and otherwise covers the per-(plane, chunk) partial statistics (16 bytes forward, 8 backward, per
+    4096-element chunk) plus 4 bytes per plane forward."""
+    assert _C.instance_norm_act_workspace("cpu", 2, 3, 10**6) == 0
+    with pytest.raises(ValueError, match=r"instance_norm_act_workspace: plane_size must be > 0, got 0"):
+        _C.instance_norm_act_workspace("cpu", 1, 1, 0)
+    if not _C.cuda_compiled:
+        with pytest.raises(RuntimeError, match=r"built without its CUDA kernels"):
+            _C.instance_norm_act_workspace("cuda", 1, 1, 10**6)
+        return
+    assert _C.instance_norm_act_workspace("cuda", 4, 64, 8192) == 0
+    assert _C.instance_norm_act_workspace("cuda", 4, 64, 8192, backward=True) == 0
+    planes, chunks = 2 * 3, 1024 * 1024 // 4096
+    assert _C.instance_norm_act_workspace("cuda", 2, 3, 1024 * 1024) == planes * chunks * 16 + planes * 4
+    assert _C.instance_norm_act_workspace("cuda", 2, 3, 1024 * 1024, backward=True) == planes * chunks * 8
+    # A plane one element past a chunk boundary needs one more chunk.
+    assert _C.instance_norm_act_workspace("cuda", 1, 1, 8193) == 3 * 16 + 4
+
+
+def test_instance_norm_workspace_arguments_are_checked() -> None:
+    buf = _Norm()
+    with pytest.raises(ValueError, match=r"workspace_bytes must be >= 0, got -1"):
+        _C.instance_norm_act_forward(**buf.kwargs(workspace=buf.y.data_ptr(), workspace_bytes=-1))
+    with pytest.raises(ValueError, match=r"workspace must be a non-null address when workspace_bytes > 0"):
+        _C.instance_norm_act_forward(**buf.kwargs(workspace=0, workspace_bytes=64))
+    # CPU kernels need no workspace and ignore one that is passed.
+    _C.instance_norm_act_forward(**buf.kwargs(workspace=buf.rstd.data_ptr(), workspace_bytes=4))
+    assert torch.allclose(buf.mean, buf.x.mean(-1).flatten(), atol=1e-6)
+
+
+def test_cuda_split_path_requires_a_large_enough_workspace() -> None:
+    """Checked before anything is launched, so this runs on machines without a GPU too (the launch that would
+    follow a valid workspace is never reached there)."""
+    if not _C.cuda_compiled:
+        pytest.skip("ganrt._C was built without CUDA kernels")
+    if _C.cuda_device_count() > 0:
+        pytest.skip("a CUDA device is present: CPU addresses must not reach a launch (tests/gpu covers it)")
+    big = _Norm(n=1, c=2, hw=9000)  # > 8192 elements per plane: the split path
+    need = _C.instance_norm_act_workspace("cuda", 1, 2, 9000)
+    with pytest.raises(RuntimeError, match=rf"split path needs a device workspace of {need} bytes, got none"):
+        _C.instance_norm_act_forward(**big.kwargs(device="cuda"))
+    with pytest.raises(RuntimeError, match=rf"needs a device workspace of {need} bytes, got {need - 8} bytes"):
+        _C.instance_norm_act_forward(
+            **big.kwargs(device="cuda", workspace=big.y.data_ptr(), workspace_bytes=need - 8)
+        )
+    with pytest.raises(RuntimeError, match=r"workspace must be 8-byte aligned"):
+        _C.instance_norm_act_forward(
+            **big.kwargs(device="cuda", workspace=big.y.data_ptr() + 4, workspace_bytes=need)
+        )
+
+
 def test_cpu_results_do_not_depend_on_thread_count_or_concurrency() -> None:
     """Few large planes take the split path (chunks spread over threads); results must be bit-identical."""
     x = torch.randn(1, 2, 300, 300) * 5 + 100

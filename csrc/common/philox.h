@@ -3,7 +3,8 @@
 //
 // The whole chain uses only integer operations and IEEE double +, -, *, / and sqrt (no libm calls, whose last
 // bits differ between glibc and CUDA), so the CPU and the GPU compute the same doubles up to fused
-// multiply-adds, and after rounding to float the same eps.
+// multiply-adds (nvcc contracts them by default, the CPU build does not): after rounding to float, eps agree
+// within one float ulp.
 //
 // Element mapping (see ops.h): element g of the stream uses counter g / 4 (low 64 bits of the 128-bit
 // counter), key = seed (low word, high word), lane g % 4. The four 32-bit outputs (x0, x1, x2, x3) form the

@@ -99,27 +99,19 @@ __device__ __forceinline__ void group_allreduce(float (&v)[N], float* smem) {
   }
 }
 
-// Stream-ordered scratch memory (cudaMallocAsync): freed on the same stream after the kernels that use it, so it
-// works under CUDA graph capture and needs no allocator from the caller.
-class StreamScratch {
- public:
-  StreamScratch(size_t bytes, cudaStream_t stream, const char* op) : stream_(stream) {
-    check(cudaMallocAsync(&ptr_, bytes, stream), op, "cudaMallocAsync of the scratch buffer");
-  }
-  ~StreamScratch() {
-    if (ptr_) cudaFreeAsync(ptr_, stream_);
-  }
-  StreamScratch(const StreamScratch&) = delete;
-  StreamScratch& operator=(const StreamScratch&) = delete;
-  template <typename U>
-  U* as() const {
-    return static_cast<U*>(ptr_);
-  }
-
- private:
-  void* ptr_ = nullptr;
-  cudaStream_t stream_;
-};
+// Split paths take their scratch from a workspace the caller allocated (torch's caching allocator in
+// ganrt.ops, a TensorRT plugin's workspace): a launcher then allocates nothing, so it is capturable into CUDA
+// graphs and never hands memory back to the driver between calls (a stream-ordered pool with the default
+// release threshold of 0 returns it at every synchronisation). Checked before any launch.
+inline void check_workspace(const void* workspace, size_t bytes, size_t needed, const char* op) {
+  if (needed == 0) return;
+  if (workspace == nullptr || bytes < needed)
+    throw Error(std::string(op) + ": the split path needs a device workspace of " + std::to_string(needed) +
+                " bytes, got " + (workspace ? std::to_string(bytes) + " bytes" : std::string("none")) +
+                " (allocate the size the *_workspace_cuda() query returns)");
+  if (reinterpret_cast<uintptr_t>(workspace) % 8 != 0)
+    throw Error(std::string(op) + ": the workspace must be 8-byte aligned");
+}
 
 }  // namespace cuda
 }  // namespace ganrt

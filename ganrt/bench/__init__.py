@@ -11,8 +11,7 @@ Submodules import their frameworks lazily, so importing this package is cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ganrt._lazy import lazy_getattr
 
 _EXPORTS = {
     "BenchSettings": "ganrt.bench.core",
@@ -20,6 +19,7 @@ _EXPORTS = {
     "BACKENDS": "ganrt.bench.backends",
     "SCENARIOS": "ganrt.bench.loadgen",
     "Unavailable": "ganrt.bench.target",
+    "interleaved": "ganrt.bench.timing",
     "latency_stats": "ganrt.bench.stats",
     "machine_info": "ganrt.bench.machine",
     "print_report": "ganrt.bench.render",
@@ -28,10 +28,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'ganrt.bench' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 __all__ = [
@@ -40,6 +37,7 @@ __all__ = [
     "BenchSettings",
     "Unavailable",
     "benchmark",
+    "interleaved",
     "latency_stats",
     "machine_info",
     "plot_report",

@@ -1,16 +1,17 @@
-"""The benchmarked backends: PyTorch eager, torch.compile, ONNX Runtime, the ganrt runtime and TensorRT.
+"""The benchmarked backends: PyTorch eager, ganrt's torch backend (on CUDA: channels_last and CUDA graphs),
+torch.compile, ONNX Runtime, OpenVINO (fp32 and bf16), the ganrt runtime (on the exported artifact, or on the
+run directory) and TensorRT.
 
-Each is a :class:`BenchRunner`. Every runner takes the same host arrays and returns host arrays, so latency
-means the same thing for all of them: graph-level inputs in host memory to outputs in host memory (with
-``include_io``: uint8 pictures in, uint8 pictures out, pre/post-processing included). Frameworks are imported
-when a runner is created; a runner that cannot exist here raises :class:`~ganrt.bench.target.Unavailable`
-with the reason.
+Each is a :class:`BenchRunner` around the runner of the shared backend layer (:mod:`ganrt.backends`) that the
+runtime and export's parity gate use too; this module only adds what benchmarking needs: the same host inputs
+for every backend, phase timing, and optional uint8 pre/post-processing. Latency means the same thing for all:
+graph-level inputs in host memory to outputs in host memory (with ``include_io``: uint8 pictures in, uint8
+pictures out, pre/post-processing included). A runner that cannot exist here raises
+:class:`~ganrt.bench.target.Unavailable` with the reason.
 
-Timing: on CPU every phase is synchronous and timed with ``perf_counter``. On CUDA, runners that own their
-stream (torch, torch.compile, TensorRT) record CUDA events between phases (H2D, pre, compute, post, D2H) and
-synchronise once; ONNX Runtime's CUDA work runs on its own stream, so its phases are separated by its own
-synchronising calls (IOBinding copy in, run, copy out) and timed on the host. The ganrt runtime owns its
-transfers and pre/post-processing, so it reports a single ``compute`` phase covering all of them.
+Timing: on CPU every phase is synchronous and timed with ``perf_counter``. On CUDA, CUDA events are recorded
+between phases (H2D, pre, compute, post, D2H) on the runner's stream and read after one synchronisation. The
+ganrt runtime owns its transfers and pre/post-processing, so it reports a single ``compute`` phase.
 """
 
 from __future__ import annotations
@@ -18,19 +19,23 @@ from __future__ import annotations
 import abc
 import contextlib
 import time
-import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ganrt.bench.target import Artifacts, Target, Unavailable
+from ganrt.errors import BackendUnavailableError
 
 if TYPE_CHECKING:
     import torch
-    from torch import nn
 
-BACKENDS: tuple[str, ...] = ("torch", "compile", "onnxruntime", "ganrt", "tensorrt")
+    from ganrt.backends.base import Runner
+
+BACKENDS: tuple[str, ...] = (
+    "eager", "torch", "compile", "onnxruntime", "openvino", "openvino-bf16", "ganrt", "ganrt-torch", "tensorrt"
+)
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16")
 
 Phases = dict[str, float]
@@ -68,7 +73,6 @@ class BenchRunner(abc.ABC):
         self.include_io = include_io
         self.threads = threads
         self.build_s = 0.0
-        self.notes: list[str] = []
         _, outputs = target.io_names()
         self.image_output = outputs[0] if target.task != "encode" else None
 
@@ -120,286 +124,277 @@ class _CudaTimer:
         return out
 
 
-# --------------------------------------------------------------------------------------------------- torch
+class _HostTimer:
+    """The CPU counterpart of :class:`_CudaTimer`: ``perf_counter`` between synchronous phases."""
+
+    def start(self) -> None:
+        self._last = time.perf_counter()
+        self._phases: Phases = {}
+
+    def mark(self, phase: str) -> None:
+        now = time.perf_counter()
+        self._phases[phase] = self._phases.get(phase, 0.0) + now - self._last
+        self._last = now
+
+    def phases(self) -> Phases:
+        return self._phases
 
 
-def _graph_module(net: nn.Module, target: Target) -> nn.Module:
-    """Wrap a ganrt generator so it takes the exported graph's inputs as keyword arguments.
+class _DeviceRunner(BenchRunner):
+    """A shared-layer runner driven on device tensors: upload, optional uint8 pre-processing, ``run`` into
+    preallocated outputs, optional post-processing, download; phases timed on the runner's stream (CUDA) or
+    the host clock (CPU). Subclasses name the ``backend`` and set ``artifact`` (what its ``load`` reads)."""
 
-    translate: ``image`` -> output image; sample: ``z`` (+ ``label``) -> image (a VAE samples through its
-    decoder, as its exported ``sample`` graph does).
-    """
-    from torch import nn
+    backend: str
+    artifact: Path
 
-    task, family = target.task, target.metadata.family
-
-    class GraphModule(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = net
-
-        def forward(
-            self,
-            image: torch.Tensor | None = None,
-            z: torch.Tensor | None = None,
-            label: torch.Tensor | None = None,
-        ) -> torch.Tensor:
-            if task == "translate":
-                return self.net(image)
-            if family == "vae":
-                return self.net.decode(z)
-            return self.net(z, label)
-
-    return GraphModule().eval()
-
-
-class TorchRunner(BenchRunner):
-    """The target's PyTorch module (ganrt's fused ops inside), eager or through ``torch.compile``."""
-
-    name = "torch"
-
-    def __init__(self, *args: Any, compiled: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.compiled = compiled
-        if compiled:
-            self.name = "compile"
-            self.fixed_batch = True
-        if self.target.run_dir is None:
-            raise Unavailable(
-                f"needs the weights as a PyTorch module (a run directory or a FAMILY); "
-                f"{self.target.name} is a {self.target.kind} artifact"
-            )
-        if self.target.task not in ("translate", "sample"):
-            raise Unavailable(
-                f"torch backends benchmark translate and sample graphs, not {self.target.task!r}"
-            )
-        self.timing = "cuda_events" if self.device.startswith("cuda") else "host"
-        self._module: Callable[..., torch.Tensor] | None = None
+    def _load_options(self) -> dict[str, Any]:
+        """Backend options for ``Runner.load`` beyond device and threads."""
+        return {}
 
     def load(self) -> None:
+        from ganrt.backends import runner_class
+
+        cuda = self.device.startswith("cuda")
+        runner = runner_class(self.backend).load(
+            self.artifact,
+            device="cuda" if cuda else "cpu",
+            device_index=_device_index(self.device),
+            threads=None if self.backend == "tensorrt" else self.threads,
+            **self._load_options(),
+        )
+        self._attach(runner)
+
+    def _attach(self, runner: Runner) -> None:
         import torch
 
         self._torch = torch
-        self.dtype = torch.float16 if self.precision == "fp16" else torch.float32
-        module = _graph_module(self.artifacts.module(), self.target).to(self.device, self.dtype)
-        if self.compiled:
-            with _quiet_inductor_import():
-                import torch._inductor.compile_fx
-            # Compilation itself happens on the first call, inside cold start.
-            module = torch.compile(module)
-        self._module = module
-        if self.device.startswith("cuda"):
-            self.stream = torch.cuda.current_stream(self.device)
+        self.runner = runner
+        self._torch_device = torch.device(runner.device)
+        self._cuda = self._torch_device.type == "cuda"
+        stream = runner.stream
+        if self._cuda:
+            self.timing = "cuda_events"
+            self.stream = stream if stream is not None else torch.cuda.current_stream(self._torch_device)
+        self._specs = {s.name: s for s in runner.inputs + runner.outputs}
+        self._outputs: dict[str, torch.Tensor] = {}
+        self._out_key: tuple | None = None
+
+    def _dtype(self, name: str) -> torch.dtype:
+        from ganrt.backends.base import torch_dtype
+
+        return torch_dtype(self._specs[name].dtype)
 
     def prepare(self, feeds: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
         torch = self._torch
         out = {}
         for name, value in feeds.items():
             t = torch.from_numpy(np.ascontiguousarray(value))
-            if t.is_floating_point():
-                t = t.to(self.dtype)
-            if self.device.startswith("cuda"):
-                t = t.pin_memory()
-            out[name] = t
+            if not (self.include_io and name == "image"):
+                t = t.to(self._dtype(name))
+            out[name] = t.pin_memory() if self._cuda else t
         return out
 
-    def _pre(self, images: torch.Tensor) -> torch.Tensor:
-        from ganrt.ops import images_to_tensor
-
-        if images.device.type == "cpu":
-            # The CPU kernel writes float32 only; a cast follows for fp16 models.
-            return images_to_tensor(images).to(self.dtype)
-        return images_to_tensor(images, dtype=self.dtype)
-
-    def _post(self, x: torch.Tensor) -> torch.Tensor:
-        from ganrt.ops import tensor_to_images
-
-        return tensor_to_images(x.float() if x.device.type == "cpu" else x)
+    def _output_buffers(self, feeds: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        shapes = self.runner.output_shapes({k: tuple(v.shape) for k, v in feeds.items()})
+        if shapes is None:
+            shapes = _output_shapes(self.target, feeds)
+        key = tuple(sorted(shapes.items()))
+        if self._out_key != key:
+            self._outputs = {
+                name: self._torch.empty(shape, dtype=self._dtype(name), device=self._torch_device)
+                for name, shape in shapes.items()
+            }
+            self._out_key = key
+        return self._outputs
 
     def infer(self, prepared: dict[str, torch.Tensor]) -> tuple[dict[str, np.ndarray], Phases]:
-        assert self._module is not None
-        if self.device.startswith("cuda"):
-            return self._infer_cuda(prepared)
-        torch = self._torch
-        phases: Phases = {}
-        with torch.inference_mode():
-            t0 = time.perf_counter()
-            feeds = dict(prepared)
-            if self.include_io and "image" in feeds:
-                feeds["image"] = self._pre(feeds["image"])
-                t1 = time.perf_counter()
-                phases["pre"] = t1 - t0
-                t0 = t1
-            y = self._module(**feeds)
-            t1 = time.perf_counter()
-            phases["compute"] = t1 - t0
-            if self.include_io:
-                y = self._post(y)
-                phases["post"] = time.perf_counter() - t1
-        return {self.image_output: y.numpy()}, phases
+        from ganrt.ops import images_to_tensor, tensor_to_images
 
-    def _infer_cuda(self, prepared: dict[str, torch.Tensor]) -> tuple[dict[str, np.ndarray], Phases]:
         torch = self._torch
-        timer = _CudaTimer(self.stream)
-        with torch.inference_mode():
+        timer: _CudaTimer | _HostTimer = _CudaTimer(self.stream) if self._cuda else _HostTimer()
+        context = torch.cuda.stream(self.stream) if self._cuda else contextlib.nullcontext()
+        with context, torch.inference_mode():
             timer.start()
-            feeds = {k: v.to(self.device, non_blocking=True) for k, v in prepared.items()}
-            timer.mark("h2d")
+            feeds = {k: v.to(self._torch_device, non_blocking=True) for k, v in prepared.items()}
+            if self._cuda:
+                timer.mark("h2d")
             if self.include_io and "image" in feeds:
-                feeds["image"] = self._pre(feeds["image"])
+                feeds["image"] = images_to_tensor(feeds["image"]).to(self._dtype("image"))
                 timer.mark("pre")
-            y = self._module(**feeds)
+            outputs = self._output_buffers(feeds)
+            self.runner.run(feeds, outputs)
             timer.mark("compute")
-            if self.include_io:
-                y = self._post(y)
+            results = dict(outputs)
+            if self.include_io and self.image_output in results:
+                results[self.image_output] = tensor_to_images(results[self.image_output].float())
                 timer.mark("post")
-            host = torch.empty(y.shape, dtype=y.dtype, pin_memory=True)
-            host.copy_(y, non_blocking=True)
-            timer.mark("d2h")
-            self.stream.synchronize()
-        return {self.image_output: host.numpy()}, timer.phases()
-
-    def info(self) -> dict[str, Any]:
-        return {
-            "compiled": self.compiled,
-            "mode": "default" if self.compiled else "eager",
-            "threads": self._torch.get_num_threads() if hasattr(self, "_torch") else None,
-        }
+            if self._cuda:
+                hosts = {}
+                for name, value in results.items():
+                    hosts[name] = torch.empty(value.shape, dtype=value.dtype, pin_memory=True)
+                    hosts[name].copy_(value, non_blocking=True)
+                timer.mark("d2h")
+                self.stream.synchronize()
+                results = hosts
+        return {name: value.numpy().copy() for name, value in results.items()}, timer.phases()
 
     def close(self) -> None:
-        self._module = None
-        if self.compiled and hasattr(self, "_torch"):
+        if hasattr(self, "runner"):
+            self.runner.close()
+        self._outputs = {}
+
+
+def _output_shapes(target: Target, feeds: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Output shapes of the target's graph for these inputs (backends that cannot tell without running)."""
+    md = target.metadata
+    _, names = target.io_names()
+    first = next(iter(feeds.values()))
+    n = int(first.shape[0])
+    if md.task == "translate":
+        _, _, h, w = feeds["image"].shape
+        return {names[0]: (n, md.out_channels, int(h), int(w))}
+    if md.task == "sample":
+        return {names[0]: (n, md.out_channels, md.image_size, md.image_size)}
+    return {name: (n, md.latent_dim) for name in names}
+
+
+# --------------------------------------------------------------------------------------------------- torch
+
+
+class TorchBench(_DeviceRunner):
+    """The target's network through the torch backend of :mod:`ganrt.backends`, in one of three variants:
+
+    - ``torch``: ganrt's fused ops, and on CUDA its fast path (channels_last for fp16/bf16, a CUDA graph per
+      input shape);
+    - ``eager``: stock PyTorch layers (``fused=False``), NCHW, no graphs: plain PyTorch eager, the baseline;
+    - ``compile``: ganrt's network through ``torch.compile(mode=compile_mode)`` (compiled in cold start).
+    """
+
+    backend = "torch"
+    VARIANTS = ("torch", "eager", "compile")
+
+    def __init__(self, *args: Any, variant: str = "torch", compile_mode: str = "default", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if variant not in self.VARIANTS:
+            raise ValueError(f"variant must be one of {self.VARIANTS}, got {variant!r}")
+        self.name = self.variant = variant
+        self.compile_mode = compile_mode
+        if variant == "compile":
+            self.fixed_batch = True
+        if self.target.task not in ("translate", "sample"):
+            raise Unavailable(f"torch backends benchmark translate and sample graphs, not {self.target.task!r}")
+        self.artifact = self.artifacts.run_dir()
+
+    def _load_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"precision": self.precision}
+        if self.variant == "eager":
+            options.update(fused=False, cuda_graphs=False, channels_last=False)
+        elif self.variant == "compile":
+            options["compile"] = self.compile_mode  # compilation itself happens on the first call
+        return options
+
+    def info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "variant": self.variant,
+            "mode": self.compile_mode if self.variant == "compile" else "eager",
+            "threads": self.threads,
+        }
+        if hasattr(self, "runner"):
+            info.update(self.runner.info())
+        return info
+
+    def close(self) -> None:
+        super().close()
+        if self.variant == "compile" and hasattr(self, "_torch"):
             # Drop compiled graphs: the next case compiles for its own batch without hitting the cache limit.
             self._torch._dynamo.reset()
 
 
-@contextlib.contextmanager
-def _quiet_inductor_import() -> Iterator[None]:
-    """Inductor imports torch.jit APIs that emit a DeprecationWarning from inside torch itself; silence
-    exactly that one while importing it, so runs under ``-W error`` measure torch.compile, not fail on it."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=r"`torch\.jit\.script_method` is deprecated", category=DeprecationWarning
-        )
-        yield
-
-
 # --------------------------------------------------------------------------------------------- onnxruntime
 
-_ORT_DTYPES = {
-    "tensor(float)": np.float32,
-    "tensor(float16)": np.float16,
-    "tensor(int64)": np.int64,
-    "tensor(uint8)": np.uint8,
-    "tensor(int32)": np.int32,
-    "tensor(double)": np.float64,
-}
 
+class OrtBench(_DeviceRunner):
+    """A plain ONNX Runtime session on the ONNX model (CPU or CUDA provider), all graph optimisations on: the
+    onnxruntime backend of :mod:`ganrt.backends`, fed through I/O binding."""
 
-class OrtRunner(BenchRunner):
-    """A plain ONNX Runtime session on the ONNX model (CPU or CUDA provider), all graph optimisations on."""
-
-    name = "onnxruntime"
+    name = backend = "onnxruntime"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        import onnxruntime as ort
-
-        self._ort = ort
         if self.device.startswith("cuda"):
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise Unavailable(
-                    f"this onnxruntime ({ort.__version__}) has no CUDAExecutionProvider "
-                    f"(pip install onnxruntime-gpu)"
-                )
-            self.providers: list[Any] = [("CUDAExecutionProvider", {"device_id": _device_index(self.device)})]
-        else:
-            self.providers = ["CPUExecutionProvider"]
-        self.path, self.build_s = self.artifacts.onnx(self.precision)
+            from ganrt.backends.onnxruntime import cuda_provider_available
 
-    def load(self) -> None:
-        ort = self._ort
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(self.path), options, providers=self.providers)
-        self.input_dtypes = {i.name: _ORT_DTYPES.get(i.type, np.float32) for i in self.session.get_inputs()}
-        self.output_names = [o.name for o in self.session.get_outputs()]
-
-    def prepare(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = {}
-        for name, value in feeds.items():
-            if self.include_io and name == "image":
-                out[name] = value  # uint8 pictures; converted inside the timed pre phase
-            else:
-                out[name] = np.ascontiguousarray(value, dtype=self.input_dtypes[name])
-        return out
-
-    def _pre(self, images: np.ndarray) -> np.ndarray:
-        import torch
-
-        from ganrt.ops import images_to_tensor
-
-        return (
-            images_to_tensor(torch.from_numpy(images)).numpy().astype(self.input_dtypes["image"], copy=False)
-        )
-
-    def _post(self, y: np.ndarray) -> np.ndarray:
-        import torch
-
-        from ganrt.ops import tensor_to_images
-
-        return tensor_to_images(torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))).numpy()
-
-    def infer(self, prepared: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], Phases]:
-        phases: Phases = {}
-        t0 = time.perf_counter()
-        feeds = dict(prepared)
-        if self.include_io and "image" in feeds:
-            feeds["image"] = self._pre(feeds["image"])
-            t1 = time.perf_counter()
-            phases["pre"] = t1 - t0
-            t0 = t1
-        if self.device.startswith("cuda"):
-            outputs = self._run_cuda(feeds, phases)
-        else:
-            outputs = dict(zip(self.output_names, self.session.run(self.output_names, feeds)))
-            phases["compute"] = time.perf_counter() - t0
-        if self.include_io and self.image_output in outputs:
-            t1 = time.perf_counter()
-            outputs[self.image_output] = self._post(outputs[self.image_output])
-            phases["post"] = time.perf_counter() - t1
-        return outputs, phases
-
-    def _run_cuda(self, feeds: dict[str, np.ndarray], phases: Phases) -> dict[str, np.ndarray]:
-        ort = self._ort
-        index = _device_index(self.device)
-        t0 = time.perf_counter()
-        binding = self.session.io_binding()
-        for name, value in feeds.items():
-            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(value, "cuda", index))
-        for name in self.output_names:
-            binding.bind_output(name, "cuda", index)
-        t1 = time.perf_counter()
-        # run_with_iobinding synchronises the CUDA provider's stream before returning.
-        self.session.run_with_iobinding(binding)
-        t2 = time.perf_counter()
-        outputs = dict(zip(self.output_names, binding.copy_outputs_to_cpu()))
-        t3 = time.perf_counter()
-        phases["h2d"], phases["compute"], phases["d2h"] = t1 - t0, t2 - t1, t3 - t2
-        return outputs
+            if not cuda_provider_available():
+                raise Unavailable("this onnxruntime has no usable CUDAExecutionProvider (pip install onnxruntime-gpu)")
+        self.artifact, self.build_s = self.artifacts.onnx(self.precision)
 
     def info(self) -> dict[str, Any]:
-        return {
-            "providers": self.session.get_providers() if hasattr(self, "session") else None,
-            "onnx": str(self.path),
-            "threads": self.threads,
-        }
+        providers = self.runner.info().get("providers") if hasattr(self, "runner") else None
+        return {"providers": providers, "onnx": str(self.artifact), "threads": self.threads}
 
-    def close(self) -> None:
-        self.session = None
+
+# ------------------------------------------------------------------------------------------------ openvino
+
+
+class OpenVinoBench(_DeviceRunner):
+    """OpenVINO's CPU plugin compiling the ONNX model (LATENCY hint, the case's threads) at fp32 or, as
+    ``openvino-bf16``, bf16 inference precision on CPUs with native bf16: the openvino backend of
+    :mod:`ganrt.backends`, fed the same buffers through shared-memory tensors. No compiled-model cache, so
+    cold start is a full compilation."""
+
+    backend = "openvino"
+
+    def __init__(self, *args: Any, inference_precision: str = "fp32", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.inference_precision = inference_precision
+        self.name = "openvino" if inference_precision == "fp32" else f"openvino-{inference_precision}"
+        if self.device.startswith("cuda"):
+            raise Unavailable("ganrt runs OpenVINO on the CPU only; --device is cuda")
+        if inference_precision == "bf16":
+            from ganrt.backends.openvino import native_bf16
+
+            try:
+                native, why = native_bf16()
+            except BackendUnavailableError as exc:
+                raise Unavailable(str(exc)) from None
+            if not native:
+                raise Unavailable(f"bf16 needs a CPU with native bf16 (AMX-BF16 or AVX512_BF16): {why}")
+        self.artifact, self.build_s = self.artifacts.onnx(self.precision)
+
+    def _load_options(self) -> dict[str, Any]:
+        return {"precision": self.inference_precision}
+
+    def info(self) -> dict[str, Any]:
+        details = self.runner.info() if hasattr(self, "runner") else {}
+        return {"onnx": str(self.artifact), "threads": self.threads, **details}
+
+
+# ------------------------------------------------------------------------------------------------ tensorrt
+
+
+class TensorRTBench(_DeviceRunner):
+    """A TensorRT engine driven as trtexec does: preallocated device buffers, one non-default stream,
+    ``execute_async_v3`` replayed through a CUDA graph when capture succeeds: the tensorrt backend of
+    :mod:`ganrt.backends`."""
+
+    name = backend = "tensorrt"
+    fixed_batch = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.device.startswith("cuda"):
+            raise Unavailable("TensorRT runs only on CUDA devices; --device is cpu")
+        from ganrt.backends.tensorrt import import_tensorrt
+
+        try:
+            import_tensorrt()
+        except BackendUnavailableError as exc:
+            raise Unavailable(str(exc)) from None
+        self.artifact, self.build_s = self.artifacts.engine(self.precision, self.batch)
+
+    def info(self) -> dict[str, Any]:
+        return {"engine": str(self.artifact), **(self.runner.info() if hasattr(self, "runner") else {})}
 
 
 def _device_index(device: str) -> int:
@@ -409,14 +404,22 @@ def _device_index(device: str) -> int:
 # --------------------------------------------------------------------------------------------------- ganrt
 
 
-class GanrtRunner(BenchRunner):
-    """``ganrt.load`` on the exported artifact, as a user would deploy it (backend chosen by the runtime)."""
+class GanrtBench(BenchRunner):
+    """``ganrt.load`` as a user would deploy it: on the exported artifact (``ganrt``, backend chosen by the
+    runtime), or on the run directory (``ganrt-torch``: the torch backend at the case's precision, on CUDA
+    with channels_last and CUDA graphs, the runtime's uint8 pre/post on the runner's stream)."""
 
     name = "ganrt"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, source: str = "artifact", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.target.kind == "engine":
+        self.source = source
+        if source == "run":
+            self.name = "ganrt-torch"
+            if self.target.task not in ("translate", "sample"):
+                raise Unavailable(f"ganrt-torch benchmarks translate and sample graphs, not {self.target.task!r}")
+            self.path = self.artifacts.run_dir()
+        elif self.target.kind == "engine":
             if not self.device.startswith("cuda"):
                 raise Unavailable("a TensorRT engine runs only on a CUDA device; --device is cpu")
             self.path, self.build_s = self.artifacts.engine(self.precision, self.batch)
@@ -426,7 +429,8 @@ class GanrtRunner(BenchRunner):
     def load(self) -> None:
         import ganrt
 
-        self.model = ganrt.load(self.path, device=self.device, threads=self.threads)
+        options = {"precision": self.precision} if self.source == "run" else {}
+        self.model = ganrt.load(self.path, device=self.device, threads=self.threads, **options)
 
     def infer(self, prepared: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], Phases]:
         t0 = time.perf_counter()
@@ -459,166 +463,28 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-# ------------------------------------------------------------------------------------------------ tensorrt
+_RUNNERS: dict[str, Callable[..., BenchRunner]] = {
+    "eager": lambda *a, **k: TorchBench(*a, variant="eager", **k),
+    "torch": TorchBench,
+    "compile": lambda *a, compile_mode="default", **k: TorchBench(
+        *a, variant="compile", compile_mode=compile_mode, **k
+    ),
+    "onnxruntime": OrtBench,
+    "openvino": OpenVinoBench,
+    "openvino-bf16": lambda *a, **k: OpenVinoBench(*a, inference_precision="bf16", **k),
+    "ganrt": GanrtBench,
+    "ganrt-torch": lambda *a, **k: GanrtBench(*a, source="run", **k),
+    "tensorrt": TensorRTBench,
+}
 
 
-class TensorRTRunner(BenchRunner):
-    """A TensorRT engine driven directly (as trtexec does): preallocated device buffers, one non-default
-    stream, ``execute_async_v3``, replayed through a CUDA graph when capture succeeds.
-
-    Buffers are torch CUDA tensors, so pre/post-processing runs on the same stream and CUDA events time it.
-    """
-
-    name = "tensorrt"
-    timing = "cuda_events"
-    fixed_batch = True
-
-    def __init__(self, *args: Any, cuda_graph: bool = True, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if not self.device.startswith("cuda"):
-            raise Unavailable("TensorRT runs only on CUDA devices; --device is cpu")
-        try:
-            import tensorrt
-        except ImportError:
-            raise Unavailable(
-                "TensorRT is not installed (pip install tensorrt on a machine with a CUDA GPU)"
-            ) from None
-        self._trt = tensorrt
-        self.use_cuda_graph = cuda_graph
-        self.graph_note = "disabled"
-        self.path, self.build_s = self.artifacts.engine(self.precision, self.batch)
-
-    def load(self) -> None:
-        import torch
-
-        trt = self._trt
-        self._torch = torch
-        logger = trt.Logger(trt.Logger.WARNING)
-        self.runtime = trt.Runtime(logger)
-        self.engine = self.runtime.deserialize_cuda_engine(self.path.read_bytes())
-        if self.engine is None:
-            raise RuntimeError(
-                f"TensorRT could not deserialize {self.path} (built by another TensorRT version "
-                f"or for another GPU?)"
-            )
-        self.context = self.engine.create_execution_context()
-        self.stream = torch.cuda.Stream(self.device)
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        self.input_names = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        self.output_names = [n for n in names if n not in self.input_names]
-        feeds = self.target.make_feeds(self.batch, include_io=False, seed=0)
-        for name in self.input_names:
-            self.context.set_input_shape(name, tuple(feeds[name].shape))
-        self.device_buffers: dict[str, torch.Tensor] = {}
-        self.host_outputs: dict[str, torch.Tensor] = {}
-        for name in names:
-            shape = tuple(self.context.get_tensor_shape(name))
-            dtype = torch.from_numpy(np.empty(0, dtype=trt.nptype(self.engine.get_tensor_dtype(name)))).dtype
-            self.device_buffers[name] = torch.empty(shape, dtype=dtype, device=self.device)
-            self.context.set_tensor_address(name, self.device_buffers[name].data_ptr())
-        for name in self.output_names:
-            out = self.device_buffers[name]
-            shape = (
-                (out.shape[0], out.shape[2], out.shape[3], out.shape[1])
-                if (self.include_io and name == self.image_output)
-                else tuple(out.shape)
-            )
-            dtype = torch.uint8 if self.include_io and name == self.image_output else out.dtype
-            self.host_outputs[name] = torch.empty(shape, dtype=dtype, pin_memory=True)
-        if self.include_io and "image" in self.input_names:
-            buf = self.device_buffers["image"]
-            self.image_upload = torch.empty(
-                (buf.shape[0], buf.shape[2], buf.shape[3], buf.shape[1]),
-                dtype=torch.uint8,
-                device=self.device,
-            )
-        # One enqueue before capture flushes TensorRT's deferred updates (required for graph capture).
-        self._enqueue()
-        self.stream.synchronize()
-        self.graph = None
-        if self.use_cuda_graph:
-            try:
-                graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph, stream=self.stream):
-                    self._enqueue()
-                self.graph = graph
-                self.graph_note = "captured"
-            except RuntimeError as exc:
-                self.graph_note = f"capture failed, plain enqueue: {exc}"
-                self.stream.synchronize()
-
-    def _enqueue(self) -> None:
-        if not self.context.execute_async_v3(self.stream.cuda_stream):
-            raise RuntimeError("TensorRT execute_async_v3 failed")
-
-    def prepare(self, feeds: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        torch = self._torch
-        out = {}
-        for name, value in feeds.items():
-            if self.include_io and name == "image":
-                src = torch.from_numpy(np.ascontiguousarray(value))
-            else:
-                want = self.device_buffers[name].dtype
-                src = torch.from_numpy(np.ascontiguousarray(value)).to(want)
-            out[name] = src.pin_memory()
-        return out
-
-    def infer(self, prepared: dict[str, torch.Tensor]) -> tuple[dict[str, np.ndarray], Phases]:
-        from ganrt.ops import images_to_tensor, tensor_to_images
-
-        torch = self._torch
-        timer = _CudaTimer(self.stream)
-        with torch.cuda.stream(self.stream):
-            timer.start()
-            for name, host in prepared.items():
-                if self.include_io and name == "image":
-                    self.image_upload.copy_(host, non_blocking=True)
-                else:
-                    self.device_buffers[name].copy_(host, non_blocking=True)
-            timer.mark("h2d")
-            if self.include_io and "image" in prepared:
-                buf = self.device_buffers["image"]
-                buf.copy_(images_to_tensor(self.image_upload, dtype=buf.dtype))
-                timer.mark("pre")
-            if self.graph is not None:
-                self.graph.replay()
-            else:
-                self._enqueue()
-            timer.mark("compute")
-            results = {name: self.device_buffers[name] for name in self.output_names}
-            if self.include_io and self.image_output in results:
-                results[self.image_output] = tensor_to_images(results[self.image_output])
-                timer.mark("post")
-            for name, value in results.items():
-                self.host_outputs[name].copy_(value, non_blocking=True)
-            timer.mark("d2h")
-        self.stream.synchronize()
-        return {name: self.host_outputs[name].numpy().copy() for name in self.output_names}, timer.phases()
-
-    def info(self) -> dict[str, Any]:
-        return {
-            "engine": str(self.path),
-            "cuda_graph": self.graph_note,
-            "tensorrt": getattr(self._trt, "__version__", None),
-        }
-
-    def close(self) -> None:
-        self.graph = None
-        self.context = None
-        self.engine = None
-        self.device_buffers = {}
-
-
-def create_runner(backend: str, target: Target, artifacts: Artifacts, **kwargs: Any) -> BenchRunner:
-    """The runner for ``backend``; raises :class:`Unavailable` (with the reason) when it cannot run here."""
-    if backend == "torch":
-        return TorchRunner(target, artifacts, **kwargs)
+def create_runner(
+    backend: str, target: Target, artifacts: Artifacts, *, compile_mode: str = "default", **kwargs: Any
+) -> BenchRunner:
+    """The runner for ``backend``; raises :class:`Unavailable` (with the reason) when it cannot run here.
+    ``compile_mode`` is the ``torch.compile`` mode of the ``compile`` backend."""
+    if backend not in _RUNNERS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend == "compile":
-        return TorchRunner(target, artifacts, compiled=True, **kwargs)
-    if backend == "onnxruntime":
-        return OrtRunner(target, artifacts, **kwargs)
-    if backend == "ganrt":
-        return GanrtRunner(target, artifacts, **kwargs)
-    if backend == "tensorrt":
-        return TensorRTRunner(target, artifacts, **kwargs)
-    raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        kwargs["compile_mode"] = compile_mode
+    return _RUNNERS[backend](target, artifacts, **kwargs)

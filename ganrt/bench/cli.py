@@ -9,10 +9,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-HELP = "benchmark a model or a FAMILY on torch, torch.compile, ONNX Runtime, ganrt and TensorRT"
+from ganrt.cli_checks import finite_float, output_dir, output_file
 
-# Mirrors ganrt.bench.backends/loadgen (not imported here: `ganrt --help` must stay light).
-_BACKENDS = ("torch", "compile", "onnxruntime", "ganrt", "tensorrt")
+HELP = (
+    "benchmark a model or a FAMILY on PyTorch eager, ganrt's torch backend, torch.compile, ONNX Runtime, "
+    "OpenVINO, ganrt and TensorRT"
+)
+
+# Mirrors ganrt.bench.backends/loadgen and ganrt.backends.torch (not imported here: `ganrt --help` must stay
+# light).
+_BACKENDS = (
+    "eager", "torch", "compile", "onnxruntime", "openvino", "openvino-bf16", "ganrt", "ganrt-torch", "tensorrt"
+)
+_COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 _SCENARIOS = ("single-stream", "offline", "server")
 _T = TypeVar("_T")
 
@@ -44,7 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_list_of(str, "backends"),
         default=list(_BACKENDS),
         help=f"comma-separated, from {','.join(_BACKENDS)} (default: all; those that cannot run "
-        f"here are listed with the reason)",
+        f"here are listed with the reason). eager = stock PyTorch layers; torch = ganrt's fused ops (on CUDA: "
+        f"channels_last and CUDA graphs); ganrt-torch = ganrt.load on the run directory",
+    )
+    parser.add_argument(
+        "--compile-mode",
+        default="default",
+        help=f"torch.compile mode of the compile backend: {', '.join(_COMPILE_MODES)} (default: default; "
+        f"max-autotune compiles for minutes)",
     )
     parser.add_argument(
         "--batch", type=_list_of(int, "batch sizes"), default=[1], help="batch sizes, e.g. 1,8"
@@ -70,10 +86,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="intra-op threads for every backend (default: torch's setting)",
     )
-    parser.add_argument("--warmup-s", type=float, default=1.0, help="warm-up seconds per backend (default 1)")
+    parser.add_argument(
+        "--warmup-s",
+        type=finite_float(minimum=0),
+        default=1.0,
+        help="warm-up seconds per backend (default 1)",
+    )
     parser.add_argument(
         "--duration-s",
-        type=float,
+        type=finite_float(minimum=0, exclusive=True),
         default=5.0,
         help="measured seconds per backend and case, in interleaved rounds (default 5)",
     )
@@ -91,13 +112,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--scenario-duration-s",
-        type=float,
+        type=finite_float(minimum=0, exclusive=True),
         default=None,
         help="seconds per LoadGen run (default: --duration-s)",
     )
     parser.add_argument(
         "--server-p99-ms",
-        type=float,
+        type=finite_float(minimum=0, exclusive=True),
         default=None,
         help="Server scenario p99 bound (default: twice the slowest backend's p99)",
     )
@@ -125,8 +146,12 @@ def _command_line() -> str | None:
 def run(args: argparse.Namespace) -> int:
     from ganrt.bench.core import BenchSettings, benchmark
     from ganrt.bench.render import plot_report, print_report, write_json
-    from ganrt.cli import CLIError
+    from ganrt.errors import CLIError
 
+    # Output paths of the wrong kind fail now, not after minutes of measuring.
+    output_file(args.json, "--json")
+    output_file(args.plot, "--plot")
+    output_dir(args.workdir, "--workdir")
     settings = BenchSettings(
         backends=tuple(args.backends),
         batches=tuple(args.batch),
@@ -144,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         width=args.ngf,
         seed=args.seed,
+        compile_mode=args.compile_mode,
     )
     try:
         report = benchmark(

@@ -26,6 +26,7 @@ from ganrt.bench.loadgen import SCENARIOS, run_scenarios
 from ganrt.bench.memory import BackendMemory
 from ganrt.bench.stats import latency_stats, phase_stats
 from ganrt.bench.target import Artifacts, Target, Unavailable, resolve_target
+from ganrt.cli_checks import thread_count
 
 FORMAT = "ganrt-bench/1"
 
@@ -37,7 +38,8 @@ class BenchSettings:
     ``size``: image height/width (``None``: the family's reference size or the model's native size);
     ``width``: a FAMILY's generator width (``ngf``; ``base_channels`` for the VAE), ``None`` = reference;
     ``threads``: intra-op threads for every backend (``None``: torch's current setting, for all of them);
-    ``server_p99_ms``: LoadGen Server latency bound (``None``: twice the slowest backend's measured p99).
+    ``server_p99_ms``: LoadGen Server latency bound (``None``: twice the slowest backend's measured p99);
+    ``compile_mode``: the ``torch.compile`` mode of the ``compile`` backend.
     """
 
     backends: tuple[str, ...] = BACKENDS
@@ -56,10 +58,15 @@ class BenchSettings:
     threads: int | None = None
     width: int | None = None
     seed: int = 0
+    compile_mode: str = "default"
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first invalid setting."""
+        from ganrt.backends.torch import COMPILE_MODES
+
         _check_choices("backends", self.backends, BACKENDS)
+        if self.compile_mode not in COMPILE_MODES:
+            raise ValueError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}, got {self.compile_mode!r}")
         _check_choices("precisions", self.precisions, PRECISIONS)
         _check_choices("scenarios", self.scenarios, SCENARIOS, allow_empty=True)
         if not self.batches or any(b < 1 for b in self.batches):
@@ -74,8 +81,7 @@ class BenchSettings:
                 )
         if self.min_iters < 1:
             raise ValueError(f"min_iters must be >= 1, got {self.min_iters}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        thread_count(self.threads)
         if self.server_p99_ms is not None and not self.server_p99_ms > 0:
             raise ValueError(f"server_p99_ms must be > 0, got {self.server_p99_ms}")
         if self.server_steps < 1:
@@ -225,38 +231,33 @@ def benchmark(
     settings.validate()
     _check_device(settings.device)
     device = "cuda:0" if settings.device == "cuda" else settings.device
-    threads_before = torch.get_num_threads()
-    if settings.threads is not None:
-        torch.set_num_threads(settings.threads)
-    threads = torch.get_num_threads()
+    # Every backend gets this many threads for its own calls; the process-wide setting is left alone.
+    threads = settings.threads if settings.threads is not None else torch.get_num_threads()
     started = time.time()
-    try:
-        with contextlib.ExitStack() as stack:
-            if workdir is None:
-                work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ganrt-bench-")))
-            else:
-                work = Path(workdir)
-                work.mkdir(parents=True, exist_ok=True)
-            resolved = resolve_target(target, size=settings.size, width=settings.width, workdir=work)
-            artifacts = Artifacts(resolved, workdir=work, batches=settings.batches)
-            results = []
-            with _Progress(progress) as bar:
-                for precision in settings.precisions:
-                    for batch in settings.batches:
-                        results.extend(
-                            _run_case(
-                                resolved,
-                                artifacts,
-                                settings,
-                                batch=batch,
-                                precision=precision,
-                                device=device,
-                                threads=threads,
-                                bar=bar,
-                            )
+    with contextlib.ExitStack() as stack:
+        if workdir is None:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ganrt-bench-")))
+        else:
+            work = Path(workdir)
+            work.mkdir(parents=True, exist_ok=True)
+        resolved = resolve_target(target, size=settings.size, width=settings.width, workdir=work)
+        artifacts = Artifacts(resolved, workdir=work, batches=settings.batches)
+        results = []
+        with _Progress(progress) as bar:
+            for precision in settings.precisions:
+                for batch in settings.batches:
+                    results.extend(
+                        _run_case(
+                            resolved,
+                            artifacts,
+                            settings,
+                            batch=batch,
+                            precision=precision,
+                            device=device,
+                            threads=threads,
+                            bar=bar,
                         )
-    finally:
-        torch.set_num_threads(threads_before)
+                    )
     report_settings = dataclasses.asdict(settings)
     report_settings["threads"] = threads
     return {
@@ -308,6 +309,7 @@ def _run_case(
                 device=device,
                 include_io=settings.include_io,
                 threads=threads,
+                compile_mode=settings.compile_mode,
             )
         except Unavailable as exc:
             entry.result["status"] = "unavailable"

@@ -11,11 +11,14 @@ import shutil
 import subprocess
 from typing import Any
 
+from ganrt.backends.device import cpu_model
+
 # Distribution names whose versions change the numbers.
 _LIBRARIES = (
     "torch",
     "onnxruntime",
     "onnxruntime-gpu",
+    "openvino",
     "onnx",
     "numpy",
     "tensorrt",
@@ -24,18 +27,6 @@ _LIBRARIES = (
     "mlcommons-loadgen",
     "psutil",
 )
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name from /proc/cpuinfo (Linux), else :func:`platform.processor`."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def library_versions() -> dict[str, str]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from ganrt.utils import atomic_path, atomic_write
 
 
 def _ms(value: float | None) -> str:
@@ -150,18 +150,7 @@ def _finite(value: Any) -> Any:
 
 def write_json(report: dict[str, Any], path: str | Path) -> Path:
     """Write the report atomically (temporary file + rename), creating parent folders."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(_finite(report), f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, json.dumps(_finite(report), indent=2, allow_nan=False) + "\n")
 
 
 def plot_report(report: dict[str, Any], path: str | Path) -> Path:
@@ -233,14 +222,9 @@ def plot_report(report: dict[str, Any], path: str | Path) -> Path:
         curves.legend(fontsize=7)
     curves.grid(alpha=0.3)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png", dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=110)
     finally:
         plt.close(fig)
-    return path
+    return Path(path)

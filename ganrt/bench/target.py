@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from ganrt.export.metadata import FAMILIES, ArtifactMetadata, io_names
+from ganrt.artifact import ArtifactMetadata, io_names
+from ganrt.families import FAMILIES, family
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Hashable
@@ -23,42 +24,9 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 
-# The reference architecture each family is benchmarked with.
-FAMILY_ARCH: dict[str, str] = {
-    "pix2pix": "unet_256",
-    "cyclegan": "resnet_9blocks",
-    "vae": "vae",
-    "dcgan": "dcgan_g",
-}
-# Default benchmark resolution: translators at the reference 256², samplers at the constructors' 64².
-FAMILY_SIZE: dict[str, int] = {"pix2pix": 256, "cyclegan": 256, "vae": 64, "dcgan": 64}
-
 
 class Unavailable(Exception):
     """A backend cannot run this target on this machine; the message says why (it is reported, not hidden)."""
-
-
-def family_spec(family: str, *, size: int, width: int | None) -> dict[str, Any]:
-    """The ``build_net`` spec of ``family``'s reference generator at ``size`` pixels.
-
-    ``width`` overrides the width parameter (``ngf``; ``base_channels`` for the VAE); ``None`` keeps the
-    reference value (64 for the GANs, 32 for the VAE).
-    """
-    if family not in FAMILY_ARCH:
-        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
-    spec: dict[str, Any] = {"arch": FAMILY_ARCH[family]}
-    if family == "pix2pix":
-        spec.update(in_channels=3, out_channels=3, norm="batch")
-    elif family == "cyclegan":
-        spec.update(in_channels=3, out_channels=3, norm="instance")
-    else:
-        spec.update(image_size=size, channels=3)
-    key = "base_channels" if family == "vae" else "ngf"
-    if width is not None:
-        if width < 1:
-            raise ValueError(f"width must be >= 1, got {width}")
-        spec[key] = width
-    return spec
 
 
 @dataclasses.dataclass
@@ -143,26 +111,6 @@ def _count_parameters(module: nn.Module) -> int:
     return int(sum(p.numel() for p in module.parameters()))
 
 
-def _metadata_from_net(net: nn.Module, *, family: str, task: str, image_size: int) -> ArtifactMetadata:
-    from ganrt import __version__
-
-    return ArtifactMetadata(
-        family=family,
-        task=task,
-        in_channels=int(getattr(net, "in_channels", 3)) if task != "sample" else int(net.out_channels),
-        out_channels=int(net.out_channels),
-        image_size=image_size,
-        multiple=int(getattr(net, "multiple", 1)) if task != "sample" else 1,
-        latent_dim=int(getattr(net, "latent_dim", 0)),
-        num_classes=int(getattr(net, "num_classes", 0)),
-        ganrt_version=__version__,
-    )
-
-
-def _family_task(family: str) -> str:
-    return "translate" if family in ("pix2pix", "cyclegan") else "sample"
-
-
 def _check_size(size: int, multiple: int, what: str) -> None:
     if size < 1 or size % multiple:
         raise ValueError(f"size must be a positive multiple of {multiple} for {what}, got {size}")
@@ -199,38 +147,38 @@ def resolve_target(target: str | Path, *, size: int | None, width: int | None, w
     )
 
 
-def _family_target(family: str, *, size: int | None, width: int | None, workdir: Path) -> Target:
+def _family_target(name: str, *, size: int | None, width: int | None, workdir: Path) -> Target:
     import torch
 
     from ganrt import __version__
-    from ganrt.models import FAMILY_GENERATOR, build_net, save_run
+    from ganrt.models import build_net, save_run
 
-    size = FAMILY_SIZE[family] if size is None else size
-    spec = family_spec(family, size=size, width=width)
+    fam = family(name)
+    size = fam.reference_size if size is None else size
+    spec = fam.reference(size=size, width=width)
     torch.manual_seed(0)
     net = build_net(spec)
     spec = dict(getattr(net, "spec", spec))
-    task = _family_task(family)
-    if task == "translate":
-        _check_size(size, int(net.multiple), f"{family} ({spec['arch']})")
-    run_dir = workdir / f"{family}-run"
-    net_name = FAMILY_GENERATOR[family]
+    part = fam.part()
+    if part.task == "translate":
+        _check_size(size, int(net.multiple), f"{name} ({spec['arch']})")
+    run_dir = workdir / f"{name}-run"
     config = {
         "format": "ganrt-run/1",
         "ganrt_version": __version__,
-        "family": family,
+        "family": name,
         "image_size": size,
         "in_channels": 3,
         "out_channels": 3,
-        "nets": {net_name: spec},
+        "nets": {part.net: spec},
         "data": {"source": "random weights (ganrt bench)"},
         "train": {},
     }
-    save_run(run_dir, config, {net_name: net})
+    save_run(run_dir, config, {part.net: net})
     return Target(
         kind="family",
-        name=f"{family} ({spec['arch']}, random weights)",
-        metadata=_metadata_from_net(net, family=family, task=task, image_size=size),
+        name=f"{name} ({spec['arch']}, random weights)",
+        metadata=fam.metadata_for(net, part=part, image_size=size),
         size=size,
         run_dir=run_dir,
         arch=str(spec["arch"]),
@@ -240,28 +188,20 @@ def _family_target(family: str, *, size: int | None, width: int | None, workdir:
 
 
 def _run_target(path: Path, *, size: int | None) -> Target:
-    from ganrt.models import FAMILY_GENERATOR, Run
+    from ganrt.models import Run
 
     run = Run.load(path)
-    family = run.family
-    net = run.generator()
-    task = _family_task(family)
+    fam = family(run.family)
+    part = fam.part()
+    net = run.net(part.net)
     native = int(run.config["image_size"])
-    if task == "sample":
-        if size is not None and size != native:
-            raise ValueError(f"size must be the sampler's output size {native} for {path}, got {size}")
-        size = native
-    else:
-        size = native if size is None else size
-        _check_size(size, int(net.multiple), str(path))
-    spec = run.config["nets"].get(FAMILY_GENERATOR[family])
-    md = _metadata_from_net(net, family=family, task=task, image_size=native)
-    md = dataclasses.replace(md, config_hash=run.config_hash())
+    md = fam.metadata_for(net, part=part, image_size=native, config_hash=run.config_hash())
+    spec = run.config["nets"].get(part.net)
     return Target(
         kind="run",
         name=str(path),
         metadata=md,
-        size=size,
+        size=_sized(md, size, str(path)),
         run_dir=path,
         arch=str(spec.get("arch")) if spec else None,
         parameters=_count_parameters(net),
@@ -284,7 +224,12 @@ def _sized(md: ArtifactMetadata, size: int | None, source: str) -> int:
 def _onnx_target(path: Path, *, size: int | None) -> Target:
     import onnx
 
-    model = onnx.load(str(path), load_external_data=False)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises protobuf's DecodeError, OSError or ValueError alike
+        raise ValueError(f"{path}: not a readable ONNX model (truncated or corrupt?): {exc}") from None
+    if model.ir_version == 0 or not model.HasField("graph"):
+        raise ValueError(f"{path}: not an ONNX model (no IR version or graph: empty or another format?)")
     props = {p.key: p.value for p in model.metadata_props}
     try:
         md = ArtifactMetadata.from_props(props)
@@ -302,13 +247,18 @@ def _onnx_target(path: Path, *, size: int | None) -> Target:
 
 
 def _engine_target(path: Path, *, size: int | None) -> Target:
-    sidecar = path.with_name(path.name + ".json")
-    if not sidecar.is_file():
+    from ganrt.artifact import read_engine_sidecar, sidecar_path
+
+    sidecar = read_engine_sidecar(path)
+    if sidecar is None:
         raise ValueError(
-            f"{path}: no ganrt metadata beside it (expected {sidecar.name}); export engines with "
+            f"{path}: no ganrt metadata beside it (expected {sidecar_path(path).name}); export engines with "
             f"`ganrt export --format engine`"
         )
-    md = ArtifactMetadata.from_json(sidecar.read_text(encoding="utf-8"))
+    try:
+        md = ArtifactMetadata.from_props(sidecar.props)
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"{sidecar.path}: not ganrt engine metadata ({exc})") from exc
     return Target(
         kind="engine", name=str(path), metadata=md, size=_sized(md, size, str(path)), engine_path=path
     )
@@ -331,33 +281,46 @@ class Artifacts:
         self._onnx: dict[str, tuple[Path, float] | Exception] = {}
         self._engines: dict[tuple[str, int], tuple[Path, float] | Exception] = {}
 
-    def module(self) -> nn.Module:
-        """The target's inference net as a PyTorch module (eval mode), for the torch backends."""
-        from ganrt.models import Run
-
+    def run_dir(self) -> Path:
+        """The target's run directory, for the torch backends."""
         if self.target.run_dir is None:
             raise Unavailable(
                 f"needs the weights as a PyTorch module (a run directory or a FAMILY); "
                 f"{self.target.name} is a {self.target.kind} artifact"
             )
-        return Run.load(self.target.run_dir).generator()
+        return self.target.run_dir
 
     def onnx(self, precision: str) -> tuple[Path, float]:
         """(path, seconds it took to export) of the ONNX model at ``precision``."""
         return _memo(self._onnx, precision, lambda: self._build_onnx(precision))
 
-    def _build_onnx(self, precision: str) -> tuple[Path, float]:
+    def _given(self, kind: str, precision: str) -> tuple[Path, float] | None:
+        """The target itself when it is an artifact of ``kind`` at ``precision`` (nothing to build), ``None``
+        when it is a run to build from; :class:`Unavailable` when neither."""
         t = self.target
-        if t.kind == "onnx":
-            assert t.onnx_path is not None
+        what = {"onnx": "ONNX artifact", "engine": "engine"}[kind]
+        if t.kind == kind:
             if t.metadata.precision != precision:
                 raise Unavailable(
-                    f"the ONNX artifact is {t.metadata.precision}; precision {precision} needs an "
-                    f"artifact exported with --precision {precision}"
+                    f"the {what} is {t.metadata.precision}; precision {precision} needs one exported with "
+                    f"--precision {precision}"
                 )
-            return t.onnx_path, 0.0
+            path = t.onnx_path if kind == "onnx" else t.engine_path
+            assert path is not None
+            return path, 0.0
         if t.run_dir is None:
-            raise Unavailable(f"needs an ONNX model; {t.name} is a {t.kind} artifact")
+            raise Unavailable(
+                f"needs an ONNX model; {t.name} is a {t.kind} artifact"
+                if kind == "onnx"
+                else "building a TensorRT engine needs a run directory or a FAMILY (ganrt export builds engines "
+                "from a run); pass the .engine exported from this ONNX model instead"
+            )
+        return None
+
+    def _build_onnx(self, precision: str) -> tuple[Path, float]:
+        given = self._given("onnx", precision)
+        if given is not None:
+            return given
         out = self.workdir / f"model-{precision}.onnx"
         return self._export("onnx", out, precision, (1, self.max_batch, self.max_batch), "ONNX export")
 
@@ -366,20 +329,9 @@ class Artifacts:
         return _memo(self._engines, (precision, batch), lambda: self._build_engine(precision, batch))
 
     def _build_engine(self, precision: str, batch: int) -> tuple[Path, float]:
-        t = self.target
-        if t.kind == "engine":
-            assert t.engine_path is not None
-            if t.metadata.precision != precision:
-                raise Unavailable(
-                    f"the engine is {t.metadata.precision}; precision {precision} needs an engine "
-                    f"built with --precision {precision}"
-                )
-            return t.engine_path, 0.0
-        if t.run_dir is None:
-            raise Unavailable(
-                "building a TensorRT engine needs a run directory or a FAMILY (ganrt export builds "
-                "engines from a run); pass the .engine exported from this ONNX model instead"
-            )
+        given = self._given("engine", precision)
+        if given is not None:
+            return given
         out = self.workdir / f"model-{precision}-b{batch}.engine"
         return self._export(
             "engine", out, precision, (1, batch, max(batch, self.max_batch)), "TensorRT engine build"

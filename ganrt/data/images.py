@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ganrt import imageio
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 
 
@@ -49,34 +51,24 @@ def image_size(path: Path) -> tuple[int, int]:
 
 
 def to_mode(im: Image.Image, channels: int) -> Image.Image:
-    """Convert any PIL image to ``RGB`` (channels=3) or ``L`` (channels=1).
-
-    Transparent images are composited over white (transparent PNG line art would otherwise turn black), and
-    16/32-bit grayscale is rescaled to 8 bits instead of clipped as PIL's ``convert`` would do.
-    """
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
-    if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        arr = np.asarray(im, dtype=np.float64)
-        hi = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        im = Image.fromarray(np.clip(arr * (255.0 / hi) + 0.5, 0, 255).astype(np.uint8))
-    if im.mode == "P" or im.mode == "LA" or im.mode == "PA":
-        im = im.convert("RGBA")
-    if im.mode == "RGBA":
-        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(background, im)
-    target = "RGB" if channels == 3 else "L"
-    return im if im.mode == target else im.convert(target)
+    """Convert any PIL image to ``RGB`` (channels=3) or ``L`` (channels=1) by the rules of
+    :mod:`ganrt.imageio`, the decoder the runtime and the server use too (EXIF orientation, 16-bit rescaled,
+    float read as [0, 1], transparency composited over white)."""
+    try:
+        return imageio.to_mode(im, channels)
+    except imageio.ImageDecodeError as exc:
+        raise DataError(str(exc)) from None
 
 
 def read_image(path: Path, channels: int = 3) -> Image.Image:
     """Decode ``path`` fully and convert it to ``channels`` (1 or 3); DataError names undecodable files."""
     try:
-        with Image.open(path) as im:
-            im.load()
-            return to_mode(im, channels)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        array = imageio.decode(path, channels, what=f"cannot read image {str(path)!r}")
+    except imageio.ImageDecodeError as exc:
+        raise DataError(str(exc)) from exc
+    except OSError as exc:
         raise DataError(f"cannot read image {str(path)!r}: {exc}") from exc
+    return as_pil(array)
 
 
 def as_pil(array: np.ndarray) -> Image.Image:

@@ -8,8 +8,8 @@ Public API (contract 6)::
     lint(model) -> LintReport            # TensorRT ONNX operator support check, no TensorRT needed
 
 Errors: :class:`ExportError` (base), :class:`ParityError` (the gate failed; ``.rows``), :class:`LintError`.
-Artifact metadata: :class:`ArtifactMetadata` (``ganrt.export.metadata``). Graph tensor names:
-:data:`ganrt.export.metadata.IO_NAMES`.
+Artifact metadata: :class:`ArtifactMetadata` and graph tensor names :data:`IO_NAMES`, re-exported from the
+artifact schema :mod:`ganrt.artifact`.
 
 Importing this package is light (no torch/onnx); the heavy modules load on first call.
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from ganrt.export.metadata import IO_NAMES, ArtifactMetadata, io_names
+from ganrt.artifact import IO_NAMES, ArtifactMetadata, io_names
 from ganrt.export.result import ExportError, ExportResult, LintError, ParityError, ParityRow, format_parity
 
 if TYPE_CHECKING:

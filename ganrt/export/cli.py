@@ -6,7 +6,8 @@ import argparse
 import math
 from typing import TYPE_CHECKING
 
-from ganrt.cli import CLIError
+from ganrt.cli_checks import output_dir, output_file
+from ganrt.errors import CLIError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -27,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-o", "--output", metavar="PATH", help="artifact path (default RUN_DIR/export/<name>.<ext>)"
     )
-    parser.add_argument("--recipe", metavar="TOML", help="export recipe (default export/<family>.toml)")
+    parser.add_argument(
+        "--recipe", metavar="TOML", help="export recipe (default the bundled ganrt/export/recipes/<family>.toml)"
+    )
     parser.add_argument(
         "--precision", choices=("fp32", "fp16"), help="fp16: convs fp16, instance norm + I/O fp32"
     )
@@ -68,6 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     triton.add_argument("--kind", choices=("gpu", "cpu"), help="instance group kind")
     triton.add_argument(
         "--plan", action="store_true", help="serve a TensorRT plan (model.plan) instead of ONNX"
+    )
+    triton.add_argument(
+        "--force",
+        action="store_true",
+        default=None,
+        help="replace an existing version 1 (its model file and config.pbtxt; nothing else is touched)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")
 
@@ -171,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
     from ganrt.export.pipeline import export
 
     err = _console(stderr=True)
+    output_file(args.output, "-o/--output")  # wrong kinds of paths fail before tracing and the parity gate
+    output_dir(args.repo, "--repo")
     try:
         result = export(
             args.run_dir,
@@ -194,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
             instances=args.instances,
             kind=args.kind,
             triton_model="plan" if args.plan else "onnx",
+            force=bool(args.force),
             workspace_mib=args.workspace_mib,
             timing_cache=args.timing_cache,
             fused=args.fused,

@@ -444,6 +444,11 @@ def lint_model(model: onnx.ModelProto | str | Path, *, name: str | None = None) 
             raise FileNotFoundError(f"ONNX model {file} does not exist") from None
         except Exception as exc:  # onnx raises DecodeError / OSError / ValueError subclasses alike
             raise ValueError(f"{file} is not a readable ONNX model: {exc}") from None
+        if model.ir_version == 0 or not model.HasField("graph"):
+            # protobuf parses an empty (or foreign, all-unknown-fields) file as an empty message
+            raise ValueError(
+                f"{file} is not an ONNX model: it has no IR version or graph (empty or not ONNX?)"
+            )
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
     except Exception:  # type information is a bonus: lint the raw graph when inference fails

@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import json
 
-from ganrt.cli import CLIError
+from ganrt.errors import CLIError
 
 HELP = "Check an ONNX model against TensorRT's documented ONNX operator support (no TensorRT needed)."
 

@@ -1,5 +1,5 @@
 """Export recipes: per-family defaults (opset, shape ranges, precision, parity thresholds, TensorRT and Triton
-settings) read from ``export/<family>.toml``.
+settings) read from ``ganrt/export/recipes/<family>.toml`` (package data, shipped in the wheel).
 
 A recipe only sets defaults; every value can be overridden by an argument of :func:`ganrt.export.export` or a
 ``ganrt export`` flag. Unknown keys are errors, so a typo in a recipe never silently falls back to a default.
@@ -8,17 +8,19 @@ A recipe only sets defaults; every value can be overridden by an argument of :fu
 from __future__ import annotations
 
 import dataclasses
+import math
+import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
-from ganrt.export.metadata import FAMILIES
 from ganrt.export.result import ExportError
+from ganrt.families import FAMILIES
 
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16")
-METRICS: tuple[str, ...] = ("max_abs", "mean_abs", "psnr")
+# max_abs / mean_abs: upper bounds on |difference| of the float outputs; psnr: lower bound in dB;
+# uint8_mean_abs: upper bound on the mean |difference| of image outputs as uint8 pictures, in levels.
+METRICS: tuple[str, ...] = ("max_abs", "mean_abs", "psnr", "uint8_mean_abs")
 TRITON_KINDS: tuple[str, ...] = ("gpu", "cpu")
 # The lowest opset whose InstanceNormalization/Pad/Resize semantics the exporter and TensorRT agree on; the
 # upper bound is the newest opset TensorRT 10.x's ONNX parser documents (see ganrt.export.lint).
@@ -27,16 +29,18 @@ MAX_OPSET = 24
 
 Range = tuple[int, int, int]
 
-# The folder holding the bundled export/<family>.toml recipes (a source checkout; absent in a wheel, where the
-# built-in defaults below apply).
-RECIPE_DIR = Path(__file__).resolve().parents[2] / "export"
+# The bundled recipes, one per family: package data (ganrt/export/recipes/<family>.toml), so a source checkout
+# and an installed wheel read the same files.
+RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     """Resolved export defaults. Ranges are ``(min, opt, max)``; ``height``/``width`` ``None`` = the model's
     native resolution, fixed. ``thresholds[precision]`` maps a metric (``max_abs``, ``mean_abs``: upper
-    bounds; ``psnr``: lower bound in dB) to its limit; every output must meet all of them."""
+    bounds; ``psnr``: lower bound in dB; ``uint8_mean_abs``: upper bound in levels on image outputs as uint8
+    pictures) to its limit; every output must meet all of them. ``thresholds["fp16"]`` also bounds every
+    reduced precision the runtime may pick (OpenVINO bf16)."""
 
     family: str | None = None
     source: str = "built-in defaults"
@@ -49,7 +53,7 @@ class Recipe:
     width: Range | None = None
     parity_samples: int = 3
     thresholds: Mapping[str, Mapping[str, float]] = dataclasses.field(
-        default_factory=lambda: {"fp32": {"max_abs": 1e-4}, "fp16": {"psnr": 40.0}}
+        default_factory=lambda: {"fp32": {"max_abs": 1e-4}, "fp16": {"psnr": 40.0, "uint8_mean_abs": 2.0}}
     )
     lint_tensorrt: bool = False
     workspace_mib: int = 4096
@@ -106,6 +110,8 @@ def _typed(value: Any, kind: type, key: str, source: str) -> Any:
         value, ok = float(value), True
     if not ok:
         raise ExportError(f"{source}: {key} must be {kind.__name__}, got {value!r}")
+    if kind is float and not math.isfinite(value):  # TOML has nan and inf; no threshold means either
+        raise ExportError(f"{source}: {key} must be a finite number, got {value!r}")
     return value
 
 
@@ -205,14 +211,18 @@ def recipe_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Reci
 
 
 def load_recipe(path: str | Path | None, family: str) -> Recipe:
-    """The recipe at ``path``, else the bundled ``export/<family>.toml``, else built-in defaults.
+    """The recipe at ``path``, else the bundled ``ganrt/export/recipes/<family>.toml``.
 
-    Raises :class:`ExportError` when the file is missing or invalid, or written for another family.
+    Raises :class:`ExportError` when the file is missing or invalid, or written for another family. A missing
+    bundled recipe is an error too (a broken installation), never a silent fall-back to other thresholds.
     """
     if path is None:
         bundled = RECIPE_DIR / f"{family}.toml"
         if not bundled.is_file():
-            return Recipe(family=family, part="decoder" if family == "vae" else None)
+            raise ExportError(
+                f"the bundled export recipe {bundled} is missing: this ganrt installation is incomplete "
+                f"(reinstall ganrt), or pass a recipe with --recipe"
+            )
         path = bundled
     path = Path(path)
     try:

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ganrt.export.metadata import ArtifactMetadata
+from ganrt.artifact import ArtifactMetadata
 
 if TYPE_CHECKING:
     from ganrt.export.lint import LintReport
@@ -23,7 +23,9 @@ class ParityRow:
     """Agreement of one graph output between the PyTorch model and the exported artifact.
 
     ``psnr`` is in dB against the output's peak-to-peak range (2.0 for images in [-1, 1]); ``inf`` when the
-    outputs are identical. ``criteria`` says which thresholds were applied, e.g. ``"max_abs <= 0.0001"``.
+    outputs are identical. ``uint8_mean_abs``: for image outputs, the mean difference of the two as uint8
+    pictures, in levels (``None`` for other outputs). ``criteria`` says which thresholds were applied, e.g.
+    ``"max_abs <= 0.0001"``.
     """
 
     output: str
@@ -33,13 +35,15 @@ class ParityRow:
     passed: bool
     criteria: str = ""
     backend: str = "onnxruntime"
+    uint8_mean_abs: float | None = None
 
     def __str__(self) -> str:
         psnr = "inf" if math.isinf(self.psnr) else f"{self.psnr:.1f} dB"
         verdict = "ok" if self.passed else "FAILED"
+        levels = "" if self.uint8_mean_abs is None else f", uint8 mean_abs {self.uint8_mean_abs:.3g} levels"
         return (
             f"{self.backend}:{self.output}: max_abs {self.max_abs:.3g}, mean_abs {self.mean_abs:.3g}, "
-            f"PSNR {psnr} ({self.criteria}) {verdict}"
+            f"PSNR {psnr}{levels} ({self.criteria}) {verdict}"
         )
 
 

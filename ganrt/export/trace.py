@@ -1,10 +1,11 @@
 """From a run's network to an fp32 ONNX graph: which part to export, its I/O, and the dynamo export itself.
 
-A :class:`GraphPlan` fixes everything about the graph before tracing: task, tensor names (contract 6, see
-:data:`ganrt.export.metadata.IO_NAMES`), dtypes, which axes are dynamic and the shape ranges later used
-for the TensorRT profile and the Triton config. :func:`wrap_module` wraps the network so its ``forward``
-has exactly the graph's inputs and outputs; :func:`export_onnx` traces it with
-``torch.onnx.export(dynamo=True)``.
+A :class:`GraphPlan` fixes everything about the graph before tracing: the part (from the family registry), the
+artifact metadata (:meth:`ganrt.families.Family.metadata_for`, the one derivation the runtime uses too), tensor
+names (:data:`ganrt.artifact.IO_NAMES`), dtypes, which axes are dynamic and the shape ranges later used for
+the TensorRT profile and the Triton config. The module traced is
+:func:`ganrt.backends.torch.graph_module`, the one the torch backend runs, so the graph has exactly the
+plan's inputs and outputs; :func:`export_onnx` traces it with ``torch.onnx.export(dynamo=True)``.
 """
 
 from __future__ import annotations
@@ -19,22 +20,16 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ganrt.export.metadata import io_names
+from ganrt.artifact import ArtifactMetadata, io_names
 from ganrt.export.recipe import Range
 from ganrt.export.result import ExportError
+from ganrt.families import Part, family
 
 if TYPE_CHECKING:
     import onnx
 
     from ganrt.models import Run
 
-PARTS: dict[str, tuple[str, ...]] = {
-    "pix2pix": ("generator",),
-    "cyclegan": ("generator",),
-    "vae": ("decoder", "encoder"),
-    "dcgan": ("generator",),
-}
-DIRECTIONS: tuple[str, ...] = ("AtoB", "BtoA")
 # Symbolic names of the dynamic axes of graph inputs and outputs.
 BATCH, HEIGHT, WIDTH = "batch", "height", "width"
 
@@ -52,26 +47,29 @@ class TensorPlan:
 class GraphPlan:
     """Everything about the graph to export, decided before tracing.
 
-    ``height``/``width`` are pixel ranges (min, opt, max); (size, size, size) when H and W are fixed.
-    ``image_outputs`` are the outputs in [-1, 1] (their parity PSNR uses peak-to-peak 2).
+    ``metadata`` describes the artifact (fp32; the export sets its final precision). ``height``/``width`` are
+    pixel ranges (min, opt, max); (size, size, size) when H and W are fixed. ``image_outputs`` are the outputs
+    in [-1, 1] (their parity PSNR uses peak-to-peak 2).
     """
 
-    family: str
-    part: str
-    task: str
-    net: str
-    direction: str | None
-    in_channels: int
-    out_channels: int
-    image_size: int
-    multiple: int
-    latent_dim: int
-    num_classes: int
+    metadata: ArtifactMetadata
+    part: Part
     batch: Range
     height: Range
     width: Range
     inputs: tuple[TensorPlan, ...]
     outputs: tuple[TensorPlan, ...]
+
+    family = property(lambda self: self.metadata.family)
+    task = property(lambda self: self.metadata.task)
+    in_channels = property(lambda self: self.metadata.in_channels)
+    out_channels = property(lambda self: self.metadata.out_channels)
+    image_size = property(lambda self: self.metadata.image_size)
+    multiple = property(lambda self: self.metadata.multiple)
+    latent_dim = property(lambda self: self.metadata.latent_dim)
+    num_classes = property(lambda self: self.metadata.num_classes)
+    net = property(lambda self: self.part.net)
+    direction = property(lambda self: self.part.direction)
 
     @property
     def dynamic_hw(self) -> bool:
@@ -85,9 +83,9 @@ class GraphPlan:
     def stem(self) -> str:
         """Default artifact name: family plus the part or direction when the family has several."""
         if self.family == "vae":
-            return f"vae_{self.part}"
-        if self.family == "cyclegan":
-            return f"cyclegan_{self.direction}"
+            return f"vae_{self.part.name}"
+        if self.part.direction is not None:
+            return f"{self.family}_{self.part.direction}"
         return self.family
 
     def concrete_shape(self, tensor: TensorPlan, batch: int, height: int, width: int) -> tuple[int, ...]:
@@ -112,170 +110,63 @@ def _check_hw(name: str, rng: Range | None, plan_size: int, multiple: int, fixed
     return rng
 
 
-def select_net(run: Run, part: str | None, direction: str) -> tuple[str, str]:
-    """(part, net name) to export from ``run``; raises :class:`ExportError` for a part or direction the family
-    does not have."""
-    family = run.family
-    parts = PARTS[family]
-    part = part or parts[0]
-    if part not in parts:
-        raise ExportError(f"part must be one of {parts} for a {family} run, got {part!r}")
-    if family == "cyclegan":
-        if direction not in DIRECTIONS:
-            raise ExportError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-        net_name = "G_A" if direction == "AtoB" else "G_B"
-    else:
-        if direction != "AtoB":
-            raise ExportError(f"direction applies to cyclegan runs only; this is a {family} run")
-        net_name = {"pix2pix": "G", "vae": "VAE", "dcgan": "G"}[family]
-    if net_name not in run.config["nets"]:
+def select_part(run: Run, part: str | None, direction: str | None) -> Part:
+    """The family part to export from ``run``; :class:`ExportError` for a part or direction the family does not
+    have, or a net the run does not hold."""
+    try:
+        chosen = family(run.family).part(part, direction=direction)
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
+    if chosen.net not in run.config["nets"]:
         raise ExportError(
-            f"run {run.path} has no net {net_name!r} to export (nets: {sorted(run.config['nets'])})"
+            f"run {run.path} has no net {chosen.net!r} to export (nets: {sorted(run.config['nets'])})"
         )
-    return part, net_name
+    return chosen
 
 
 def plan_graph(
     run: Run,
     net: nn.Module,
     *,
-    part: str,
-    net_name: str,
-    direction: str,
+    part: Part,
     batch: Range,
     height: Range | None,
     width: Range | None,
 ) -> GraphPlan:
-    """Decide the graph exporting ``net`` (``run``'s net ``net_name``, see :func:`select_net`) from the
-    network's own attributes (contract 3: ``in_channels``, ``out_channels``, ``multiple``, ``latent_dim``,
-    ``num_classes``, ``image_size``). Raises :class:`ExportError` for shape ranges the network cannot take."""
-    family = run.family
-    task = "translate" if family in ("pix2pix", "cyclegan") else ("encode" if part == "encoder" else "sample")
-    latent_dim = int(getattr(net, "latent_dim", 0))
-    num_classes = int(getattr(net, "num_classes", 0))
-    in_names, out_names = io_names(task, num_classes)
-    if task == "translate":
-        size = int(run.config["image_size"])
-        in_ch, out_ch, multiple = int(net.in_channels), int(net.out_channels), int(net.multiple)
-        h = _check_hw("height", height, size, multiple, False, "network")
-        w = _check_hw("width", width, size, multiple, False, "network")
+    """Decide the graph exporting ``net`` (``run``'s net for ``part``, see :func:`select_part`). Raises
+    :class:`ExportError` for shape ranges the network cannot take."""
+    md = family(run.family).metadata_for(
+        net, part=part, image_size=int(run.config["image_size"]), config_hash=run.config_hash()
+    )
+    in_names, out_names = io_names(md.task, md.num_classes)
+    size = md.image_size
+    if md.task == "translate":
+        h = _check_hw("height", height, size, md.multiple, False, "network")
+        w = _check_hw("width", width, size, md.multiple, False, "network")
         hd: int | str = HEIGHT if h[0] != h[2] else h[0]
         wd: int | str = WIDTH if w[0] != w[2] else w[0]
-        inputs: tuple[TensorPlan, ...] = (TensorPlan(in_names[0], "float32", (BATCH, in_ch, hd, wd)),)
-        outputs: tuple[TensorPlan, ...] = (TensorPlan(out_names[0], "float32", (BATCH, out_ch, hd, wd)),)
+        inputs: tuple[TensorPlan, ...] = (TensorPlan(in_names[0], "float32", (BATCH, md.in_channels, hd, wd)),)
+        outputs: tuple[TensorPlan, ...] = (TensorPlan(out_names[0], "float32", (BATCH, md.out_channels, hd, wd)),)
     else:
-        # Samplers' images have out_channels channels (a DCGAN's in_channels is its z length).
-        size = int(net.image_size)
-        in_ch = out_ch = int(net.out_channels)
-        multiple = size if task == "encode" else 1
-        if task == "sample" and (height is not None or width is not None):
+        if md.task == "sample" and (height is not None or width is not None):
             raise ExportError(
-                f"height/width do not apply to a {family} {part}: it generates {size}x{size} images"
+                f"height/width do not apply to a {md.family} {part.name}: it generates {size}x{size} images"
             )
         h = _check_hw("height", height, size, size, True, "VAE encoder")
         w = _check_hw("width", width, size, size, True, "VAE encoder")
-        image = (BATCH, out_ch, size, size)
-        if task == "encode":
+        image = (BATCH, md.out_channels, size, size)
+        if md.task == "encode":
             inputs = (
                 TensorPlan(in_names[0], "float32", image),
-                TensorPlan(in_names[1], "float32", (BATCH, latent_dim)),
+                TensorPlan(in_names[1], "float32", (BATCH, md.latent_dim)),
             )
-            outputs = tuple(TensorPlan(n, "float32", (BATCH, latent_dim)) for n in out_names)
+            outputs = tuple(TensorPlan(n, "float32", (BATCH, md.latent_dim)) for n in out_names)
         else:
-            inputs = (TensorPlan(in_names[0], "float32", (BATCH, latent_dim)),)
-            if num_classes:
+            inputs = (TensorPlan(in_names[0], "float32", (BATCH, md.latent_dim)),)
+            if md.num_classes:
                 inputs += (TensorPlan(in_names[1], "int64", (BATCH,)),)
             outputs = (TensorPlan(out_names[0], "float32", image),)
-    return GraphPlan(
-        family=family,
-        part=part,
-        task=task,
-        net=net_name,
-        direction=direction if family == "cyclegan" else None,
-        in_channels=in_ch,
-        out_channels=out_ch,
-        image_size=size,
-        multiple=multiple,
-        latent_dim=latent_dim,
-        num_classes=num_classes,
-        batch=batch,
-        height=h,
-        width=w,
-        inputs=inputs,
-        outputs=outputs,
-    )
-
-
-class _Translator(nn.Module):
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.net(image)
-
-
-class _Sampler(nn.Module):
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
-
-
-class _ConditionalSampler(nn.Module):
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, z: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        return self.net(z, label)
-
-
-class _VAEDecoder(nn.Module):
-    def __init__(self, vae: nn.Module) -> None:
-        super().__init__()
-        self.vae = vae
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.vae.decode(z)
-
-
-class _VAEEncoder(nn.Module):
-    """image (N, C, S, S), eps (N, latent_dim) -> mu, logvar, z = mu + exp(logvar / 2) * eps.
-
-    The noise is an input because ONNX/TensorRT random ops ignore seeds; callers draw it with
-    ``ganrt.ops.standard_normal`` to reproduce training-time sampling exactly.
-    """
-
-    def __init__(self, vae: nn.Module) -> None:
-        super().__init__()
-        self.vae = vae
-
-    def forward(
-        self, image: torch.Tensor, eps: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        from ganrt.ops import reparameterize_ref
-
-        mu, logvar = self.vae.encode(image)
-        return mu, logvar, reparameterize_ref(mu, logvar, eps)
-
-
-def wrap_module(net: nn.Module, plan: GraphPlan) -> nn.Module:
-    """``net`` wrapped so ``forward`` takes and returns the graph's tensors (in plan order); eval mode,
-    gradients off."""
-    if plan.task == "translate":
-        module: nn.Module = _Translator(net)
-    elif plan.task == "encode":
-        module = _VAEEncoder(net)
-    elif plan.family == "vae":
-        module = _VAEDecoder(net)
-    else:
-        module = _ConditionalSampler(net) if plan.num_classes else _Sampler(net)
-    module.eval()
-    module.requires_grad_(False)
-    return module
+    return GraphPlan(metadata=md, part=part, batch=batch, height=h, width=w, inputs=inputs, outputs=outputs)
 
 
 def trace_inputs(plan: GraphPlan) -> tuple[torch.Tensor, ...]:

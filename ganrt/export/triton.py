@@ -14,12 +14,12 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ganrt.export.metadata import ArtifactMetadata
+from ganrt.artifact import ArtifactMetadata
 from ganrt.export.result import ExportError
 
 if TYPE_CHECKING:
@@ -71,13 +71,19 @@ class TritonOptions:
 Signature = dict[str, tuple[str, tuple[int, ...]]]
 
 
+def require_schema() -> None:
+    """Raise :class:`~ganrt.export.result.ExportError` naming the extra to install when Triton's config schema
+    (tritonclient, the optional ``ganrt[triton]`` extra) is missing."""
+    _load_model_config_pb2()
+
+
 def _load_model_config_pb2() -> ModuleType:
     try:
         from tritonclient.grpc import model_config_pb2
     except ImportError:
         raise ExportError(
-            "Triton repositories need tritonclient's schema: "
-            "pip install 'tritonclient[grpc]' 'protobuf>=6.33.5'"
+            "Triton repositories need tritonclient's schema: pip install 'ganrt[triton]' "
+            "(tritonclient[grpc] and protobuf>=6.33.5)"
         ) from None
     return model_config_pb2
 
@@ -113,40 +119,92 @@ def plan_signature(plan: GraphPlan) -> tuple[Signature, Signature]:
     return sig(plan.inputs), sig(plan.outputs)
 
 
+def config_dict(
+    name: str,
+    *,
+    platform: str,
+    inputs: Iterable[tuple[str, str, Sequence[int]]],
+    outputs: Iterable[tuple[str, str, Sequence[int]]],
+    max_batch: int,
+    instances: int,
+    kind: str,
+    max_queue_delay_us: int = 0,
+    preferred_batch: Sequence[int] = (),
+    max_queue_size: int | None = None,
+    timeout_us: int | None = None,
+    parameters: Mapping[str, str] | None = None,
+    default_model_filename: str | None = None,
+) -> dict[str, Any]:
+    """A Triton model configuration in its JSON form (what ``GET /v2/models/{name}/config`` answers and what
+    :func:`build_config` turns into ``config.pbtxt``).
+
+    ``inputs``/``outputs``: (name, numpy dtype name, shape with the batch axis first and -1 for dynamic axes).
+    With ``max_batch >= 1`` the model batches along axis 0: dims exclude it, per-sample scalars (``label``) are
+    sent as ``[1]`` and reshaped to ``[]``, and dynamic batching is on; ``max_batch = 0`` lists full shapes.
+    ``kind``: ``gpu`` or ``cpu``.
+    """
+    if kind not in ("gpu", "cpu"):
+        raise ExportError(f"Triton instance kind must be 'gpu' or 'cpu', got {kind!r}")
+
+    def tensor(entry: tuple[str, str, Sequence[int]]) -> dict[str, Any]:
+        tensor_name, dtype, shape = entry
+        if dtype not in _TRITON_DTYPES:
+            raise ExportError(f"tensor {tensor_name!r} has dtype {dtype}, which Triton configs do not carry")
+        dims = [int(d) if int(d) > 0 else -1 for d in (shape[1:] if max_batch else shape)]
+        out: dict[str, Any] = {"name": tensor_name, "data_type": _TRITON_DTYPES[dtype], "dims": dims or [1]}
+        if not dims:
+            out["reshape"] = {"shape": []}
+        return out
+
+    config: dict[str, Any] = {
+        "name": name,
+        "platform": platform,
+        "max_batch_size": max_batch,
+        "input": [tensor(t) for t in inputs],
+        "output": [tensor(t) for t in outputs],
+        "instance_group": [{"count": instances, "kind": f"KIND_{kind.upper()}"}],
+    }
+    if default_model_filename:
+        config["default_model_filename"] = default_model_filename
+    if max_batch:
+        batching: dict[str, Any] = {"max_queue_delay_microseconds": max_queue_delay_us}
+        if preferred_batch:
+            batching["preferred_batch_size"] = list(preferred_batch)
+        if max_queue_size is not None or timeout_us is not None:
+            policy = {"max_queue_size": max_queue_size, "default_timeout_microseconds": timeout_us}
+            batching["default_queue_policy"] = {k: v for k, v in policy.items() if v is not None}
+        config["dynamic_batching"] = batching
+    if parameters:
+        config["parameters"] = {k: {"string_value": v} for k, v in parameters.items()}
+    return config
+
+
+def _plan_tensors(tensors: Iterable[TensorPlan]) -> list[tuple[str, str, tuple[int, ...]]]:
+    return [(t.name, t.dtype, tuple(d if isinstance(d, int) else -1 for d in t.shape)) for t in tensors]
+
+
 def build_config(plan: GraphPlan, metadata: ArtifactMetadata, options: TritonOptions) -> ModelConfig:
-    """The ``ModelConfig`` serving ``plan``'s graph: batched along axis 0 (dims exclude it), per-sample
-    scalars (``label``) sent as ``[1]`` and reshaped to ``[]``, dynamic batching, one instance group, and
-    ganrt's metadata as string parameters."""
+    """The ``ModelConfig`` serving ``plan``'s graph (see :func:`config_dict`), with ganrt's metadata as string
+    parameters, parsed into Triton's own schema."""
+    from google.protobuf import json_format
+
     pb = _load_model_config_pb2()
     if options.model not in PLATFORMS:
         raise ExportError(f"Triton model must be one of {tuple(PLATFORMS)}, got {options.model!r}")
-    if options.kind not in ("gpu", "cpu"):
-        raise ExportError(f"Triton instance kind must be 'gpu' or 'cpu', got {options.kind!r}")
-    config = pb.ModelConfig(
-        name=options.name,
+    document = config_dict(
+        options.name,
         platform=PLATFORMS[options.model],
-        max_batch_size=options.max_batch,
+        inputs=_plan_tensors(plan.inputs),
+        outputs=_plan_tensors(plan.outputs),
+        max_batch=options.max_batch,
+        instances=options.instances,
+        kind=options.kind,
+        max_queue_delay_us=options.max_queue_delay_us,
+        preferred_batch=options.preferred_batch,
+        parameters=metadata.to_props(),
         default_model_filename=FILENAMES[options.model],
     )
-    for tensors, field in ((plan.inputs, config.input), (plan.outputs, config.output)):
-        for t in tensors:
-            entry = field.add()
-            entry.name = t.name
-            entry.data_type = pb.DataType.Value(_TRITON_DTYPES[t.dtype])
-            dims = [d if isinstance(d, int) else -1 for d in t.shape[1:]]
-            if dims:
-                entry.dims.extend(dims)
-            else:
-                entry.dims.append(1)
-                entry.reshape.SetInParent()
-    config.dynamic_batching.preferred_batch_size.extend(options.preferred_batch)
-    config.dynamic_batching.max_queue_delay_microseconds = options.max_queue_delay_us
-    group = config.instance_group.add()
-    group.count = options.instances
-    group.kind = pb.ModelInstanceGroup.Kind.Value(f"KIND_{options.kind.upper()}")
-    for key, value in metadata.to_props().items():
-        config.parameters[key].string_value = value
-    return config
+    return json_format.ParseDict(document, pb.ModelConfig())
 
 
 def config_text(config: ModelConfig) -> str:
@@ -240,6 +298,25 @@ def check_config(
     return problems
 
 
+def check_target(repo: Path, name: str, *, force: bool = False) -> None:
+    """Raise :class:`~ganrt.export.result.ExportError` when writing model ``name`` into ``repo`` would
+    replace an existing version without ``force``, or when a path in the way is a file (checked before the
+    export's slow stages)."""
+    if repo.exists() and not repo.is_dir():
+        raise ExportError(f"the Triton repository {repo} is a file; give a folder")
+    model_dir = repo / name
+    if model_dir.exists() and not model_dir.is_dir():
+        raise ExportError(f"{model_dir} is a file, where the Triton model folder {name!r} goes")
+    version_dir = model_dir / VERSION
+    if version_dir.exists() and not version_dir.is_dir():
+        raise ExportError(f"{version_dir} is a file, where version {VERSION} of model {name!r} goes")
+    if version_dir.is_dir() and any(version_dir.iterdir()) and not force:
+        raise ExportError(
+            f"version {VERSION} of model {name!r} already exists in {repo} ({version_dir}); pass --force "
+            f"(force=True) to replace its model file and config.pbtxt (nothing else there is touched)"
+        )
+
+
 def write_repository(
     repo: Path,
     config: ModelConfig,
@@ -248,36 +325,48 @@ def write_repository(
     inputs: Signature,
     outputs: Signature,
     profile_max_batch: int | None = None,
+    force: bool = False,
 ) -> list[Path]:
-    """Write ``repo/<name>/config.pbtxt`` and ``repo/<name>/1/<model file>``; the folder is assembled beside
-    its final place, checked (schema round trip + :func:`check_config`) and only then swapped in, so a failure
-    leaves any previous model folder untouched. Raises :class:`TritonConfigError` listing the problems."""
-    repo.mkdir(parents=True, exist_ok=True)
+    """Write ``repo/<name>/config.pbtxt`` and ``repo/<name>/1/<model file>``, and nothing else.
+
+    Other versions and any other files in ``repo/<name>/`` are left alone. An existing version ``1`` is
+    replaced only with ``force`` (its model file and ``config.pbtxt``; other files in it stay). Both files are
+    assembled and checked (schema round trip + :func:`check_config`) in a staging folder first and then moved
+    into place one atomic rename each, so a failure leaves the repository as it was. Raises
+    :class:`TritonConfigError` listing the problems, :class:`~ganrt.export.result.ExportError` when the
+    version exists and ``force`` is not given.
+    """
     if not _NAME.fullmatch(config.name):
         raise TritonConfigError([f"name {config.name!r} must match {_NAME.pattern}"])
-    staging = Path(tempfile.mkdtemp(prefix=f".{config.name}.", dir=repo))
+    check_target(repo, config.name, force=force)
+    final = repo / config.name
+    repo.mkdir(parents=True, exist_ok=True)
+    filename = config.default_model_filename or model_file.name
+    staging = Path(tempfile.mkdtemp(prefix=f".{config.name}.", suffix=".tmp", dir=repo))
     try:
         model_dir = staging / config.name
         (model_dir / VERSION).mkdir(parents=True)
         text = config_text(config)
         (model_dir / "config.pbtxt").write_text(text, encoding="utf-8")
-        shutil.copyfile(model_file, model_dir / VERSION / (config.default_model_filename or model_file.name))
+        shutil.copyfile(model_file, model_dir / VERSION / filename)
         problems = check_config(
             parse_config(text), model_dir, inputs, outputs, profile_max_batch=profile_max_batch
         )
         if problems:
             raise TritonConfigError(problems)
-        final = repo / config.name
-        old = None
-        if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{config.name}.old.", dir=repo))
-            os.replace(final, old / config.name)
-        os.replace(model_dir, final)
-        if old is not None:
-            shutil.rmtree(old)
+        for path in (model_dir / VERSION / filename, model_dir / "config.pbtxt"):
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+        final.mkdir(exist_ok=True)
+        version_dir = final / VERSION
+        if version_dir.is_dir():
+            os.replace(model_dir / VERSION / filename, version_dir / filename)
+        else:
+            os.replace(model_dir / VERSION, version_dir)
+        os.replace(model_dir / "config.pbtxt", final / "config.pbtxt")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return [final / "config.pbtxt", final / VERSION / (config.default_model_filename or model_file.name)]
+    return [final / "config.pbtxt", final / VERSION / filename]
 
 
 def parameters(config: ModelConfig) -> Mapping[str, str]:

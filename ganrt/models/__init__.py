@@ -14,8 +14,6 @@ from ganrt.models.patchgan import NLayerDiscriminator
 from ganrt.models.registry import ARCHS, SpecError, build_net, check_spec
 from ganrt.models.resnet import ResnetGenerator
 from ganrt.models.run import (
-    FAMILY_GENERATOR,
-    FAMILY_NETS,
     FORMAT,
     Run,
     RunError,
@@ -36,8 +34,6 @@ from ganrt.models.vae import VAE, vae_loss, vae_loss_terms
 
 __all__ = [
     "ARCHS",
-    "FAMILY_GENERATOR",
-    "FAMILY_NETS",
     "FORMAT",
     "GAN_MODES",
     "NORMS",

@@ -15,12 +15,10 @@ config, which describes the same networks).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +26,13 @@ import torch
 from torch import nn
 
 from ganrt import __version__
+from ganrt.families import FAMILIES, family
 from ganrt.models.registry import SpecError, build_net, check_spec
+from ganrt.utils import atomic_path, atomic_write
 
 FORMAT = "ganrt-run/1"
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "weights.safetensors"
-FAMILY_NETS: dict[str, tuple[str, ...]] = {
-    "pix2pix": ("G", "D"),
-    "cyclegan": ("G_A", "G_B", "D_A", "D_B"),
-    "vae": ("VAE",),
-    "dcgan": ("G", "D"),
-}
-FAMILY_GENERATOR: dict[str, str] = {"pix2pix": "G", "cyclegan": "G_A", "vae": "VAE", "dcgan": "G"}
 _REQUIRED_INT = ("image_size", "in_channels", "out_channels")
 
 
@@ -61,6 +54,17 @@ def config_hash(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(config).encode("ascii")).hexdigest()[:16]
 
 
+def weights_digest(tensors: Mapping[str, torch.Tensor]) -> str:
+    """sha256 (hex) of a run's weights: every tensor in key order as (key, dtype, shape, raw bytes). Stored as
+    ``ganrt.weights_sha256`` in ``weights.safetensors``' metadata and checked by ``ganrt info --verify``."""
+    digest = hashlib.sha256()
+    for key in sorted(tensors):
+        t = tensors[key].detach().to("cpu").contiguous()
+        digest.update(f"{key}|{str(t.dtype).removeprefix('torch.')}|{list(t.shape)}\n".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _validate_config(config: Any, where: str) -> dict[str, Any]:
     """Check the run config structure; ``where`` names the file in messages."""
     if not isinstance(config, dict):
@@ -68,9 +72,10 @@ def _validate_config(config: Any, where: str) -> dict[str, Any]:
     fmt = config.get("format")
     if fmt != FORMAT:
         raise RunError(f"{where}: 'format' must be {FORMAT!r}, got {fmt!r}")
-    family = config.get("family")
-    if family not in FAMILY_NETS:
-        raise RunError(f"{where}: unknown family {family!r}; expected one of {sorted(FAMILY_NETS)}")
+    name = config.get("family")
+    if name not in FAMILIES:
+        raise RunError(f"{where}: unknown family {name!r}; expected one of {list(FAMILIES)}")
+    fam = family(name)
     for key in _REQUIRED_INT:
         value = config.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -78,34 +83,17 @@ def _validate_config(config: Any, where: str) -> dict[str, Any]:
     nets = config.get("nets")
     if not isinstance(nets, dict) or not nets:
         raise RunError(f"{where}: 'nets' must be a non-empty object mapping net names to specs, got {nets!r}")
-    for name, spec in nets.items():
-        if name not in FAMILY_NETS[family]:
-            raise RunError(
-                f"{where}: net {name!r} is not part of family {family!r} (nets: {FAMILY_NETS[family]})"
-            )
+    for net_name, spec in nets.items():
+        if net_name not in fam.nets:
+            raise RunError(f"{where}: net {net_name!r} is not part of family {fam.name!r} (nets: {fam.nets})")
         try:
             check_spec(spec)
         except SpecError as exc:
-            raise RunError(f"{where}: net {name!r}: {exc}") from None
+            raise RunError(f"{where}: net {net_name!r}: {exc}") from None
     for key in ("data", "train"):
         if not isinstance(config.get(key, {}), dict):
             raise RunError(f"{where}: {key!r} must be an object, got {config[key]!r}")
     return config
-
-
-@contextlib.contextmanager
-def _atomic_target(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success fsync it and rename it over ``path``."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def save_run(path: str | os.PathLike[str], config: Mapping[str, Any], nets: Mapping[str, nn.Module]) -> Path:
@@ -145,11 +133,21 @@ def save_run(path: str | os.PathLike[str], config: Mapping[str, Any], nets: Mapp
         for key, value in module.state_dict().items():
             tensors[f"{name}.{key}"] = value.detach().to("cpu", copy=True).contiguous()
     run_dir.mkdir(parents=True, exist_ok=True)
-    with _atomic_target(run_dir / WEIGHTS_NAME) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "pt", "ganrt.config_hash": config_hash(cfg)})
-    with _atomic_target(run_dir / CONFIG_NAME) as tmp:
-        tmp.write_text(json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    with atomic_path(run_dir / WEIGHTS_NAME) as tmp:
+        metadata = {
+            "format": "pt",
+            "ganrt.config_hash": config_hash(cfg),
+            "ganrt.weights_sha256": weights_digest(tensors),
+        }
+        save_file(tensors, str(tmp), metadata=metadata)
+    atomic_write(run_dir / CONFIG_NAME, json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n")
     return run_dir
+
+
+def nonfinite_tensors(state: Mapping[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors of ``state`` holding NaN or infinite values (weights a network
+    cannot compute with: every output would be NaN)."""
+    return [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 
 class Run:
@@ -251,12 +249,18 @@ class Run:
                 f"{self.weights_path}: weights of net {name!r} do not fit its spec {self.nets[name]}: "
                 f"shape mismatch {_preview(wrong)}"
             )
+        bad = nonfinite_tensors(state)
+        if bad:
+            raise RunError(
+                f"{self.weights_path}: weights of net {name!r} hold NaN or infinite values in "
+                f"{len(bad)} tensor(s) {_preview(bad)}; the run is corrupt or its training diverged"
+            )
         module.load_state_dict(state)
         return module.eval()
 
     def generator(self, *, fused: bool = True) -> nn.Module:
         """The family's inference network (G, G_A, VAE or G), in eval mode."""
-        return self.net(FAMILY_GENERATOR[self.family], fused=fused)
+        return self.net(family(self.family).generator, fused=fused)
 
     def _check_name(self, name: str) -> None:
         if name not in self.nets:

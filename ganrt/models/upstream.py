@@ -330,9 +330,10 @@ def read_upstream_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Te
             "checkpoints are plain state_dicts; if you trust the file, re-save `model.state_dict()` with "
             "torch.save."
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - garbage bytes fail anywhere in the restricted unpickler
+        # (RuntimeError, EOFError, IndexError from its stack, ...): all mean "not a checkpoint"
         raise UpstreamCheckpointError(
-            f"{p}: not a readable PyTorch checkpoint (truncated or corrupt?): {exc}"
+            f"{p}: not a readable PyTorch checkpoint (truncated or corrupt?): {type(exc).__name__}: {exc}"
         ) from None
     if not isinstance(obj, Mapping):
         raise UpstreamCheckpointError(
@@ -416,6 +417,15 @@ def load_upstream_generator(
     missing, unexpected, wrong = _compare(state, *_expected(sites, norm))
     if missing or unexpected or wrong:
         raise _mismatch_error(p, original, netG, ngf, norm, bool(dropout), missing, unexpected, wrong)
+    from ganrt.models.run import nonfinite_tensors
+
+    bad = nonfinite_tensors(state)
+    if bad:
+        shown = ", ".join(bad[:5]) + (f", ... ({len(bad) - 5} more)" if len(bad) > 5 else "")
+        raise UpstreamCheckpointError(
+            f"{p}: {len(bad)} of {len(state)} tensors hold NaN or infinite values ({shown}); the "
+            f"checkpoint is corrupt or its training diverged"
+        )
 
     fold = norm == "batch" and stats == "running"
     model = _build(netG, in_ch, out_ch, ngf, "none" if fold else norm, bool(dropout), fused)

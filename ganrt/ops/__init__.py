@@ -11,6 +11,7 @@ Public API:
     standard_normal(shape, *, seed, offset=0, dtype=torch.float32, device="cpu") -> Tensor
     images_to_tensor(images, *, dtype=torch.float32) -> Tensor
     tensor_to_images(x) -> Tensor
+    images_to_tensor_into(images, out, *, threads=None) / tensor_to_images_into(x, out, *, threads=None)
     onnx_translation_table() -> dict
 """
 
@@ -21,7 +22,14 @@ from typing import Any
 
 import torch
 
-from ganrt.ops.image import images_to_tensor, images_to_tensor_ref, tensor_to_images, tensor_to_images_ref
+from ganrt.ops.image import (
+    images_to_tensor,
+    images_to_tensor_into,
+    images_to_tensor_ref,
+    tensor_to_images,
+    tensor_to_images_into,
+    tensor_to_images_ref,
+)
 from ganrt.ops.norm import instance_norm_act, instance_norm_act_ref, onnx_instance_norm_act
 from ganrt.ops.philox import philox4x32_10_ref, standard_normal, standard_normal_ref
 from ganrt.ops.sampling import reparameterize, reparameterize_ref
@@ -43,6 +51,7 @@ def onnx_translation_table() -> dict[Any, Callable[..., Any]]:
 
 __all__ = [
     "images_to_tensor",
+    "images_to_tensor_into",
     "images_to_tensor_ref",
     "instance_norm_act",
     "instance_norm_act_ref",
@@ -53,5 +62,6 @@ __all__ = [
     "standard_normal",
     "standard_normal_ref",
     "tensor_to_images",
+    "tensor_to_images_into",
     "tensor_to_images_ref",
 ]

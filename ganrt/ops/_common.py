@@ -148,16 +148,20 @@ def kernel(name: str) -> Any:
     return fn
 
 
-def run_kernel(name: str, t: torch.Tensor, *args: Any) -> None:
+def run_kernel(
+    name: str, t: torch.Tensor, *args: Any, threads: int | None = None, workspace: torch.Tensor | None = None
+) -> None:
     """Call ``ganrt._C.<name>(device, *args, ...)`` for tensors on ``t``'s device.
 
-    CPU: on ``torch.get_num_threads()`` threads. CUDA: queued on torch's current stream of ``t``'s device,
-    with that device made current for the launch. ``torch.cuda`` is only touched for CUDA tensors.
+    CPU: on ``threads`` threads (default ``torch.get_num_threads()``). CUDA: queued on torch's current stream
+    of ``t``'s device, with that device made current for the launch; ``workspace`` (a uint8 tensor on that
+    device, from torch's caching allocator) is passed as the kernel's scratch. ``torch.cuda`` is only touched
+    for CUDA tensors.
     """
     fn = _KERNELS.get(name) or kernel(name)
     if t.is_cpu:
         # stream and num_threads positionally: pybind11's keyword matching costs ~2 us per call.
-        fn("cpu", *args, 0, torch.get_num_threads())
+        fn("cpu", *args, 0, torch.get_num_threads() if threads is None else threads)
         return
     if t.device.type != "cuda":
         raise ValueError(f"ganrt kernels run on CPU or CUDA tensors, got a tensor on {t.device}")
@@ -168,8 +172,17 @@ def run_kernel(name: str, t: torch.Tensor, *args: Any) -> None:
             "ganrt was built without its CUDA kernels; rebuild on a machine with nvcc: "
             "GANRT_CUDA=ON .venv/bin/pip install --no-build-isolation -e ."
         )
+    extra = {} if workspace is None else {"workspace": workspace.data_ptr(), "workspace_bytes": workspace.numel()}
     with torch.cuda.device(t.device):
-        fn("cuda", *args, stream=torch.cuda.current_stream(t.device).cuda_stream)
+        fn("cuda", *args, stream=torch.cuda.current_stream(t.device).cuda_stream, **extra)
+
+
+def cuda_workspace(query: str, t: torch.Tensor, *sizes: Any) -> torch.Tensor | None:
+    """Scratch for a CUDA kernel on ``t``'s device: ``ganrt._C.<query>("cuda", *sizes)`` bytes from torch's
+    caching allocator (stream-ordered on the current stream, captured into CUDA graphs like any tensor), or
+    ``None`` when the kernel needs none."""
+    nbytes = kernel(query)("cuda", *sizes)
+    return torch.empty(nbytes, dtype=torch.uint8, device=t.device) if nbytes else None
 
 
 _PLAIN = (torch.Tensor, torch.nn.Parameter)

@@ -28,7 +28,14 @@ from ganrt.ops._common import (
     run_kernel,
 )
 
-__all__ = ["images_to_tensor", "images_to_tensor_ref", "tensor_to_images", "tensor_to_images_ref"]
+__all__ = [
+    "images_to_tensor",
+    "images_to_tensor_into",
+    "images_to_tensor_ref",
+    "tensor_to_images",
+    "tensor_to_images_into",
+    "tensor_to_images_ref",
+]
 
 # CPU image kernels are float32 only; CUDA ones take the three GPU float types.
 _IMAGE_FLOATS: dict[str, tuple[torch.dtype, ...]] = {
@@ -48,14 +55,49 @@ def _check_images(images: Tensor, dtype: torch.dtype) -> None:
         raise TypeError(f"dtype must be one of {allowed} on {kind.upper()}, got {dtype_name(dtype)}")
 
 
+def _check_pair(src: Tensor, dst: Tensor, want: tuple[int, ...], what: str) -> None:
+    if dst.device != src.device:
+        raise ValueError(f"{what}: out must be on the device of the input ({src.device}), got {dst.device}")
+    if tuple(dst.shape) != want:
+        raise ValueError(f"{what}: out must have shape {want}, got {tuple(dst.shape)}")
+    if not dst.is_contiguous():
+        raise ValueError(f"{what}: out must be contiguous")
+
+
+def images_to_tensor_into(images: Tensor, out: Tensor, *, threads: int | None = None) -> Tensor:
+    """:func:`images_to_tensor` into a caller-owned (preallocated) ``out``; returns ``out``.
+
+    Args:
+        images: uint8 (N, H, W, C) on CPU or CUDA.
+        out: contiguous (N, C, H, W) floating tensor on the same device. A dtype the device's kernel does not
+            write (e.g. float16 on CPU) goes through a float32 scratch tensor.
+        threads: CPU threads for the kernel (default ``torch.get_num_threads()``).
+    """
+    n, h, w, c = images.shape if images.dim() == 4 else (0, 0, 0, 0)
+    kind = check_device("out", out)
+    if not out.is_floating_point():
+        raise TypeError(f"images_to_tensor_into: out must be floating point, got {dtype_name(out.dtype)}")
+    if out.dtype not in _IMAGE_FLOATS[kind]:
+        if not out.is_contiguous():
+            raise ValueError("images_to_tensor_into: out must be contiguous")
+        scratch = torch.empty(out.shape, dtype=torch.float32, device=out.device)
+        images_to_tensor_into(images, scratch, threads=threads)
+        return out.copy_(scratch)
+    _check_images(images, out.dtype)
+    _check_pair(images, out, (n, c, h, w), "images_to_tensor_into")
+    src = images.contiguous()
+    if out.numel() > 0:
+        run_kernel(
+            "images_to_tensor", images, DTYPE_CODES[out.dtype], src.data_ptr(), out.data_ptr(), n, h, w, c,
+            threads=threads,
+        )  # fmt: skip
+    return out
+
+
 def _images_to_tensor_impl(images: Tensor, dtype: torch.dtype) -> Tensor:
     _check_images(images, dtype)
     n, h, w, c = images.shape
-    src = images.contiguous()
-    out = torch.empty((n, c, h, w), dtype=dtype, device=images.device)
-    if out.numel() > 0:
-        run_kernel("images_to_tensor", images, DTYPE_CODES[dtype], src.data_ptr(), out.data_ptr(), n, h, w, c)
-    return out
+    return images_to_tensor_into(images, torch.empty((n, c, h, w), dtype=dtype, device=images.device))
 
 
 @torch.library.custom_op("ganrt::images_to_tensor", mutates_args=())
@@ -76,14 +118,38 @@ def _check_tensor(x: Tensor) -> None:
     check_rank4("x", x)
 
 
+def tensor_to_images_into(x: Tensor, out: Tensor, *, threads: int | None = None) -> Tensor:
+    """:func:`tensor_to_images` into a caller-owned (preallocated) ``out``; returns ``out``.
+
+    Args:
+        x: (N, C, H, W) floating tensor on CPU or CUDA; dtypes the device's kernel does not read are converted
+            to float32 first.
+        out: contiguous uint8 (N, H, W, C) on the same device.
+        threads: CPU threads for the kernel (default ``torch.get_num_threads()``).
+    """
+    kind = check_device("x", x)
+    if not x.is_floating_point():
+        raise TypeError(f"tensor_to_images_into: x must be floating point, got {dtype_name(x.dtype)}")
+    if x.dtype not in _IMAGE_FLOATS[kind]:
+        x = x.to(torch.float32)
+    _check_tensor(x)
+    if out.dtype != torch.uint8:
+        raise TypeError(f"tensor_to_images_into: out must be uint8, got {dtype_name(out.dtype)}")
+    n, c, h, w = x.shape
+    _check_pair(x, out, (n, h, w, c), "tensor_to_images_into")
+    src = x.contiguous()
+    if out.numel() > 0:
+        run_kernel(
+            "tensor_to_images", x, DTYPE_CODES[x.dtype], src.data_ptr(), out.data_ptr(), n, c, h, w,
+            threads=threads,
+        )  # fmt: skip
+    return out
+
+
 def _tensor_to_images_impl(x: Tensor) -> Tensor:
     _check_tensor(x)
     n, c, h, w = x.shape
-    src = x.contiguous()
-    out = torch.empty((n, h, w, c), dtype=torch.uint8, device=x.device)
-    if out.numel() > 0:
-        run_kernel("tensor_to_images", x, DTYPE_CODES[x.dtype], src.data_ptr(), out.data_ptr(), n, c, h, w)
-    return out
+    return tensor_to_images_into(x, torch.empty((n, h, w, c), dtype=torch.uint8, device=x.device))
 
 
 @torch.library.custom_op("ganrt::tensor_to_images", mutates_args=())

@@ -31,6 +31,7 @@ from ganrt.ops._common import (
     check_float,
     check_rank4,
     check_same,
+    cuda_workspace,
     eager_fast_path,
     memory_format_of,
     ptr,
@@ -117,9 +118,10 @@ def _forward_impl(
         wc = None if weight is None else weight.contiguous()
         bc = None if bias is None else bias.contiguous()
         rc = None if residual is None else residual.contiguous(memory_format=layout)
+        ws = None if x.is_cpu else cuda_workspace("instance_norm_act_workspace", x, n, c, h * w, False)
         run_kernel(
             "instance_norm_act_forward", x, DTYPE_CODES[x.dtype], ptr(xc), ptr(wc), ptr(bc), ptr(rc), ptr(y),
-            ptr(mean), ptr(rstd), n, c, h * w, eps, negative_slope, act, nhwc,
+            ptr(mean), ptr(rstd), n, c, h * w, eps, negative_slope, act, nhwc, workspace=ws,
         )  # fmt: skip
     if fmt != layout:
         y = y.contiguous(memory_format=fmt)
@@ -213,10 +215,11 @@ def _backward_kernel(
     if x.numel() > 0:
         gc, xc, yc = (t.contiguous(memory_format=layout) for t in (grad_y, x, y))
         wc = None if weight is None else weight.contiguous()
+        ws = None if x.is_cpu else cuda_workspace("instance_norm_act_workspace", x, n, c, h * w, True)
         run_kernel(
             "instance_norm_act_backward", x, DTYPE_CODES[x.dtype], ptr(gc), ptr(xc), ptr(yc), ptr(wc),
             ptr(mean.contiguous()), ptr(rstd.contiguous()), ptr(grad_x), ptr(grad_res), ptr(sum_dy),
-            ptr(sum_dy_xhat), n, c, h * w, negative_slope, act, nhwc,
+            ptr(sum_dy_xhat), n, c, h * w, negative_slope, act, nhwc, workspace=ws,
         )  # fmt: skip
     if fmt != layout:
         if grad_x is not None:

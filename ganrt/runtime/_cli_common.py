@@ -7,7 +7,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ganrt.cli import CLIError
+from ganrt.backends import BACKENDS
+from ganrt.errors import CLIError
 
 if TYPE_CHECKING:
     from ganrt.runtime.model import Model
@@ -18,17 +19,23 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
         default="auto",
-        choices=("auto", "tensorrt", "onnxruntime", "torch"),
+        choices=("auto", *BACKENDS),
         help="inference backend (default: the fastest that can run MODEL here)",
     )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:<i> (default: auto)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: physical cores)")
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "fp16", "bf16"),
+        default=None,
+        help="inference precision (default: chosen with the backend; bf16 only within the quality bound)",
+    )
 
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the runtime's expected failures (bad paths, artifacts, inputs, missing backends) into one line."""
-    from ganrt.runtime.errors import BackendUnavailableError
+    from ganrt.errors import BackendUnavailableError
 
     try:
         yield
@@ -41,4 +48,10 @@ def load_model(args: argparse.Namespace) -> Model:
     from ganrt.runtime import load
 
     with user_errors():
-        return load(args.model, backend=args.backend, device=args.device, threads=args.threads)
+        return load(
+            args.model,
+            backend=args.backend,
+            device=args.device,
+            threads=args.threads,
+            precision=args.precision,
+        )

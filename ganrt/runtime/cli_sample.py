@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ganrt.cli import CLIError
+from ganrt.cli_checks import output_file
+from ganrt.errors import CLIError
 from ganrt.runtime._cli_common import add_load_arguments, load_model, user_errors
 
 HELP = "Sample a grid of images from a DCGAN/CGAN generator or VAE decoder."
@@ -41,13 +42,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import secrets
 
+    from PIL import Image
     from rich.console import Console
 
     from ganrt.runtime.images import grid
     from ganrt.runtime.model import save_image
+    from ganrt.runtime.sampler import MAX_COUNT
 
-    if args.num < 1:
-        raise CLIError(f"-n must be >= 1, got {args.num}")
+    if not 1 <= args.num <= MAX_COUNT:
+        raise CLIError(f"-n must be in 1..{MAX_COUNT} (samples per grid), got {args.num}")
+    output = output_file(args.output, "-o/--output")
+    assert output is not None
+    if Image.registered_extensions().get(output.suffix.lower()) is None:
+        raise CLIError(
+            f"-o/--output {str(args.output)!r}: unknown image extension {output.suffix!r}; use .png, .jpg, ..."
+        )
     if args.nrow is not None and args.nrow < 1:
         raise CLIError(f"--nrow must be >= 1, got {args.nrow}")
     seed = secrets.randbits(31) if args.seed is None else args.seed
@@ -55,6 +64,11 @@ def run(args: argparse.Namespace) -> int:
     if labels is not None and len(labels) == 1:
         labels = labels[0]
     with load_model(args) as model, user_errors():
+        if model.task != "sample":
+            raise CLIError(
+                f"{args.model} is a {model.metadata.family} {model.task} model; `ganrt sample` needs a DCGAN/CGAN "
+                f"generator or a VAE decoder"
+            )
         images = model.sample(args.num, seed=seed, labels=labels)
         save_image(grid(images, args.nrow), args.output)
     Console(stderr=True).print(

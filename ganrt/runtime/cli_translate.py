@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ganrt.cli import CLIError
+from ganrt.cli_checks import output_dir, positive_int
+from ganrt.errors import CLIError
 from ganrt.runtime._cli_common import add_load_arguments, load_model, user_errors
+
+# translate_file's default (ganrt.runtime.translator.MAX_PIXELS), repeated: this module must stay light.
+MAX_PIXELS = 4096 * 4096
 
 HELP = "Translate image files with a Pix2Pix/CycleGAN model (engine, ONNX or run directory)."
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -22,6 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="sizes the model cannot take: pad and crop back, resize and back, or fail "
         "(default: pad for dynamic-size models, resize for fixed-size ones)",
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=positive_int(),
+        default=MAX_PIXELS,
+        help=f"refuse images with more pixels than this, from their header, before decoding them (a "
+        f"decompression bomb guard; default {MAX_PIXELS} = 4096*4096, as ganrt serve)",
     )
 
 
@@ -50,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress
 
+    output_dir(args.out_dir, "-o/--out-dir")
     files = _collect(args.inputs)
     console = Console(stderr=True)
     with load_model(args) as model, user_errors():
@@ -61,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
         with Progress(console=console, transient=True, disable=len(files) < 2) as progress:
             task = progress.add_task("translating", total=len(files))
             for src in files:
-                model.translate_file(src, args.out_dir / f"{src.stem}.png", resize=args.resize)
+                model.translate_file(
+                    src, args.out_dir / f"{src.stem}.png", resize=args.resize, max_pixels=args.max_pixels
+                )
                 progress.advance(task)
     console.print(
         f"translated {len(files)} image(s) with {model.backend} on {model.device} -> {args.out_dir}"

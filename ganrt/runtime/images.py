@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ganrt.runtime.backends.base import host_tensor
+from ganrt.backends.base import check_finite, host_tensor
 
 
 def is_float_tensor(images: Any) -> bool:
@@ -66,6 +66,7 @@ def _single(image: Any, channels: int, what: str) -> tuple[torch.Tensor, Callabl
                 f"as a torch tensor (N, C, H, W) in the model's value range"
             )
         batch, restore_np = _layout(tuple(image.shape), channels, what)
+        _check_not_empty(batch, what)
         tensor = host_tensor(image).reshape(batch)
         return tensor, lambda out: restore_np(out.cpu().numpy())
     if isinstance(image, torch.Tensor):
@@ -75,12 +76,20 @@ def _single(image: Any, channels: int, what: str) -> tuple[torch.Tensor, Callabl
                 f"(channels first), got {image.dtype}"
             )
         batch, restore_t = _layout(tuple(image.shape), channels, what, torch_hint=True)
+        _check_not_empty(batch, what)
         device = image.device
         return image.contiguous().reshape(batch), lambda out: restore_t(out.to(device))
     raise TypeError(
         f"{what}: expected a PIL image, a uint8 numpy array, a torch tensor or a list of those, "
         f"got {type(image).__name__}"
     )
+
+
+def _check_not_empty(shape: tuple[int, ...], what: str) -> None:
+    """(N, H, W, C) must have at least one image of at least 1x1 pixel."""
+    if shape[0] < 1:
+        raise ValueError(f"{what}: an empty batch (0 images, shape {shape}); pass at least one image")
+    check_size(shape[1], shape[2], what)
 
 
 def _layout(
@@ -210,4 +219,9 @@ def to_latents(
         raise ValueError(
             f"{what}: latents must be (N, {latent_dim}) or ({latent_dim},), got {tuple(tensor.shape)}"
         )
+    if tensor.shape[0] < 1:
+        raise ValueError(
+            f"{what}: an empty batch of latents (shape {tuple(tensor.shape)}); pass at least one"
+        )
+    check_finite(tensor, f"{what}: latents")
     return tensor

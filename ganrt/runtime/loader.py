@@ -1,33 +1,40 @@
-"""``ganrt.load``: recognise the artifact, pick backend and device, resolve metadata, return a ``Model``."""
+"""``ganrt.load``: recognise the artifact, pick backend and device, resolve metadata, return the task's object.
+
+The artifact kind decides which backends can read it (:data:`ganrt.backends.READERS`); each backend's runner
+loads it and reports the artifact's own metadata; :func:`ganrt.runtime.metadata.resolve` completes it for
+foreign artifacts. The result is a :class:`~ganrt.runtime.translator.Translator`,
+:class:`~ganrt.runtime.sampler.Sampler`, :class:`~ganrt.runtime.sampler.VAE` or
+:class:`~ganrt.runtime.sampler.Encoder`.
+"""
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import warnings
 from pathlib import Path
 from typing import Any
 
-from ganrt.export.metadata import ArtifactMetadata
-from ganrt.runtime._device import cuda_device_count, parse_device
-from ganrt.runtime.backends.base import Runner
-from ganrt.runtime.errors import ArtifactError, MetadataError
-from ganrt.runtime.metadata import Roles
-from ganrt.runtime.model import Model
+from ganrt.artifact import ArtifactMetadata
+from ganrt.backends import READERS, runner_class
+from ganrt.backends.base import Runner
+from ganrt.backends.device import cuda_device_count, parse_device
+from ganrt.cli_checks import thread_count
+from ganrt.errors import ArtifactError, MetadataError
+from ganrt.runtime.model import Model, Part
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+BACKENDS = ("auto", *sorted({b for readers in READERS.values() for b in readers}))
+PRECISIONS = ("fp32", "fp16", "bf16")
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".pkl", ".pickle", ".bin", ".tar")
-# Which backend can run which artifact kind.
-_BACKEND_OF = {"engine": "tensorrt", "onnx": "onnxruntime", "run": "torch"}
 _HOW_TO_GET = {
-    "tensorrt": "build an engine with `ganrt export RUN_DIR --format engine`",
-    "onnxruntime": "export one with `ganrt export RUN_DIR --format onnx`",
-    "torch": "the torch backend reads ganrt run directories (config.json + weights.safetensors)",
+    "engine": "build an engine with `ganrt export RUN_DIR --format engine`",
+    "onnx": "export one with `ganrt export RUN_DIR --format onnx`",
+    "run": "the torch backend reads ganrt run directories (config.json + weights.safetensors)",
 }
 
 
-def _classify(path: Path) -> tuple[str, Path]:
+def classify(path: Path) -> tuple[str, Path]:
     """("engine" | "onnx" | "run", path to open); raises for anything else."""
     if not path.exists():
         raise FileNotFoundError(f"no such model file or run directory: {path}")
@@ -88,17 +95,15 @@ def _refuse_pickle(path: Path) -> None:
     )
 
 
-def _engine_metadata(path: Path) -> tuple[dict[str, str] | None, Path | None]:
-    for candidate in (path.with_name(path.name + ".json"), path.with_suffix(".json")):
-        if candidate.is_file():
-            try:
-                props = json.loads(candidate.read_text())
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise MetadataError(f"{candidate}: unreadable engine metadata: {exc}") from exc
-            if not isinstance(props, dict) or not all(isinstance(v, str) for v in props.values()):
-                raise MetadataError(f"{candidate}: engine metadata must be a JSON object of strings")
-            return props, candidate
-    return None, None
+@dataclasses.dataclass(frozen=True)
+class _Request:
+    """What the caller asked for, checked once."""
+
+    backend: str
+    device: str
+    index: int
+    threads: int | None
+    options: dict[str, Any]
 
 
 def load(
@@ -109,7 +114,9 @@ def load(
     threads: int | None = None,
     encoder: str | os.PathLike | None = None,
     net: str | None = None,
+    precision: str | None = None,
     cuda_graphs: bool = True,
+    compile: str | None = None,
     **overrides: Any,
 ) -> Model:
     """Load a model for inference.
@@ -118,29 +125,43 @@ def load(
     (``.onnx``, metadata from its ``metadata_props``) or a ganrt run directory (or its
     ``weights.safetensors``).
     backend: ``"auto"`` (the fastest that can run this artifact here; ``model.info()["selected"]`` says which
-    and why), ``"tensorrt"``, ``"onnxruntime"`` or ``"torch"``.
+    and why), ``"tensorrt"``, ``"onnxruntime"``, ``"openvino"`` or ``"torch"``. For ONNX on the CPU,
+    ``"auto"`` picks among ONNX Runtime, OpenVINO fp32 and OpenVINO bf16 (within the recipe's quality bound)
+    by a short timed trial on the first load, recorded in ganrt's cache (:mod:`ganrt.runtime.select`).
     device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:<i>"``.
     threads: CPU intra-op threads (default: physical cores).
     encoder: a VAE decoder's encoder artifact, enabling ``encode``/``reconstruct``.
-    net: a run directory's network other than the family's generator (``"G_B"``: CycleGAN B -> A).
-    cuda_graphs: TensorRT replays a CUDA graph per input shape.
+    net: a run directory's inference network other than the family's default (``"G_B"``: CycleGAN B -> A).
+    precision: the inference precision, for backends that choose it at load time: the torch backend
+    (``"fp32"`` default, ``"fp16"``/``"bf16"`` on CUDA) and OpenVINO (``"fp32"``, or ``"bf16"`` on CPUs with
+    native bf16: AMX or AVX512_BF16); ``None`` lets ``backend="auto"``/``"openvino"`` choose (bf16 only within
+    the quality bound). ONNX Runtime and TensorRT run an artifact at the precision it was exported with.
+    cuda_graphs: TensorRT, and the torch backend on CUDA, replay a CUDA graph per input shape.
+    compile: a run directory's torch backend through ``torch.compile(mode=compile)`` (``"default"``,
+    ``"reduce-overhead"``, ``"max-autotune"``) instead of ganrt's CUDA graphs; compiled on the first call.
     overrides: metadata fields (``family=``, ``task=``, ``image_size=``, ``multiple=``, ``latent_dim=``,
     ``num_classes=``, ``value_range=``, ...) for foreign artifacts that lack ganrt metadata.
+
+    Returns a :class:`~ganrt.runtime.translator.Translator` (``translate``), a
+    :class:`~ganrt.runtime.sampler.Sampler` (``sample``/``decode``/``interpolate``), a
+    :class:`~ganrt.runtime.sampler.VAE` (a sampler with ``encode``/``reconstruct``) or an
+    :class:`~ganrt.runtime.sampler.Encoder`, each with ``info()``, ``infer()`` and ``close()``.
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    kind, where = _classify(Path(path).expanduser())
-    wanted = _BACKEND_OF[kind]
-    if backend not in ("auto", wanted):
+    kind, where = classify(Path(path).expanduser())
+    readers = READERS[kind]
+    if backend != "auto" and backend not in readers:
+        wanted = " or ".join(repr(b) for b in readers)
+        needs = next(k for k, names in READERS.items() if backend in names)
         raise ValueError(
-            f"{where}: backend={backend!r} cannot run a {kind} artifact (it needs {wanted!r}); "
-            f"for {backend}, {_HOW_TO_GET[backend]}"
+            f"{where}: backend={backend!r} cannot run a {kind} artifact (it needs {wanted}); "
+            f"for {backend}, {_HOW_TO_GET[needs]}"
         )
     dev, index = parse_device(device)
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    thread_count(threads)  # at most the logical CPUs there are (ValueError naming the limit)
     if kind == "run":
         if overrides:
             raise TypeError(
@@ -148,142 +169,193 @@ def load(
                 f"{sorted(overrides)} only apply to foreign .onnx/.engine artifacts"
             )
         if encoder is not None:
-            raise TypeError(
-                f"{where}: a VAE run directory already holds its encoder; encoder= is for artifacts"
-            )
-        return _load_run(where, dev, index, threads, net)
-    if net is not None:
+            raise TypeError(f"{where}: a VAE run directory already holds its encoder; encoder= is for artifacts")
+    elif net is not None:
         raise TypeError("net= selects a network of a run directory; this artifact holds one network")
-    main = _load_artifact(kind, where, dev, index, threads, cuda_graphs, overrides)
-    runner, metadata, roles, selected, metadata_source = main
-    enc = None
-    if encoder is not None:
-        try:
-            enc = _load_encoder(metadata, where, encoder, runner.device, index, threads, cuda_graphs)
-        except BaseException:
-            runner.close()
-            raise
-    return Model(
-        runner,
-        metadata,
-        roles,
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS} or None, got {precision!r}")
+    options: dict[str, Any] = {}
+    if precision is not None:
+        if kind == "engine":
+            raise ValueError(
+                f"{where}: a TensorRT engine runs at the precision it was built with; precision= chooses the "
+                f"precision of OpenVINO (ONNX on the CPU) or of a run directory's torch backend"
+            )
+        options["precision"] = precision
+    if compile is not None and kind != "run":
+        raise ValueError(
+            f"{where}: compile= runs a run directory's torch backend through torch.compile; a {kind} artifact "
+            f"is already compiled for its backend"
+        )
+    if kind in ("engine", "run"):
+        options["cuda_graphs"] = cuda_graphs
+    if kind == "run" and compile is not None:
+        options["compile"] = compile
+    if kind == "run" and net is not None:
+        options["net"] = net
+    request = _Request(backend, dev, index, threads, options)
+
+    main, selected, selection = _open(kind, where, request, overrides)
+    try:
+        primary = _part(main, where, overrides)
+        enc = None
+        if kind == "run" and primary.metadata.family == "vae":
+            runner = main.sibling("encoder")  # type: ignore[attr-defined]
+            enc = _part(runner, where, {})
+        elif encoder is not None:
+            enc = _load_encoder(primary.metadata, where, encoder, request, main.device)
+    except BaseException:
+        main.close()
+        raise
+    props = main.metadata_props() or {}
+    if kind == "run":
+        source = "run config"
+    elif any(k.startswith("ganrt.") for k in props):
+        source = f"ganrt metadata ({_props_source(kind, where)})"
+    else:
+        source = "inferred from I/O"
+    if overrides:
+        source += f" + overrides {sorted(overrides)}"
+    return _model_class(primary.metadata, enc)(
+        primary,
         path=where,
         artifact=kind,
         selected=selected,
-        metadata_source=metadata_source,
-        encoder=enc,
+        metadata_source=source,
+        encoder=enc if enc is not None else (primary if primary.metadata.task == "encode" else None),
+        selection=selection,
     )
 
 
-def _load_run(where: Path, dev: str, index: int, threads: int | None, net: str | None) -> Model:
-    from ganrt.runtime.backends.torch import load_run
+def _model_class(metadata: ArtifactMetadata, encoder: Part | None) -> type[Model]:
+    from ganrt.runtime.sampler import VAE, Encoder, Sampler
+    from ganrt.runtime.translator import Translator
 
-    if dev == "auto":
-        dev = "cuda" if cuda_device_count() > 0 else "cpu"
-    runner, encoder, metadata = load_run(where, device=dev, device_index=index, threads=threads, net=net)
     if metadata.task == "translate":
-        roles = Roles(image="image", out_image="output")
+        return Translator
+    if metadata.task == "encode":
+        return Encoder
+    return VAE if encoder is not None else Sampler
+
+
+def _props_source(kind: str, where: Path) -> str:
+    if kind == "engine":
+        from ganrt.artifact import read_engine_sidecar
+
+        sidecar = read_engine_sidecar(where)
+        return str(sidecar.path) if sidecar is not None else str(where)
+    return str(where)
+
+
+def _open(
+    kind: str, where: Path, request: _Request, overrides: dict[str, Any]
+) -> tuple[Runner, str, dict[str, Any] | None]:
+    """The runner for the artifact, why this backend and device were chosen, and for ONNX on the CPU the
+    selection's details (candidates, times, precision and why; :mod:`ganrt.runtime.select`)."""
+    backend, dev = request.backend, request.device
+    if backend == "auto" and kind != "onnx":
+        backend = READERS[kind][0]
+    if dev == "auto":
+        if backend == "openvino":
+            dev, why = "cpu", "OpenVINO runs on the CPU"
+        else:
+            dev, why = _auto_device(kind, backend)
     else:
-        roles = Roles(z="z", label="label" if metadata.num_classes else None, out_image="image")
-    enc = None
-    if encoder is not None:
-        enc = (encoder, metadata, Roles(image="image", eps="eps", mu="mu", logvar="logvar", out_z="z"))
-    selected = (
-        f"torch on {runner.device}: a run directory is a PyTorch checkpoint (fused ops); export it to ONNX "
-        f"or a TensorRT engine for the faster backends"
+        why = f"{dev} requested"
+    if kind == "onnx" and dev == "cpu":
+        from ganrt.runtime.select import select
+
+        options = dict(request.options)
+        chosen = select(
+            where, backend=backend, threads=request.threads, precision=options.pop("precision", None),
+            overrides=overrides,
+        )  # fmt: skip
+        details = {"precision_reason": chosen.precision_reason, **(chosen.record or {})}
+        device_why = f"; device: {why}" if request.device == "auto" else ""
+        return chosen.runner, chosen.reason + device_why, details
+    options = dict(request.options)
+    if kind == "onnx":
+        backend = "onnxruntime" if backend == "auto" else backend
+        wanted = options.pop("precision", None)
+        exported = _exported_precision(where)
+        if wanted is not None and (backend != "onnxruntime" or wanted != exported):
+            raise ValueError(
+                f"{where}: precision={wanted!r} on {dev}: ONNX Runtime runs this artifact at the precision "
+                f"it was exported with ({exported}); OpenVINO's fp32/bf16 run on the CPU (device='cpu')"
+            )
+    runner = runner_class(backend).load(
+        where, device=dev, device_index=request.index, threads=request.threads, **options
     )
-    return Model(
-        runner,
-        metadata,
-        roles,
-        path=where,
-        artifact="run",
-        selected=selected,
-        metadata_source="run config",
-        encoder=enc,
-    )
+    reasons = {
+        "engine": "a serialized engine runs only on TensorRT",
+        "onnx": why,
+        "run": "a run directory is a PyTorch checkpoint (fused ops); export it to ONNX or a TensorRT engine "
+        "for the faster backends",
+    }
+    return runner, f"{backend} on {runner.device}: {reasons[kind]}", None
 
 
-def _load_artifact(
-    kind: str,
-    where: Path,
-    dev: str,
-    index: int,
-    threads: int | None,
-    cuda_graphs: bool,
-    overrides: dict[str, Any],
-) -> tuple[Runner, ArtifactMetadata, Roles, str, str]:
-    """Runner, metadata, tensor roles, why this backend/device, and where the metadata came from."""
+def _exported_precision(where: Path) -> str:
+    from ganrt.artifact import onnx_metadata_props
+
+    try:
+        return onnx_metadata_props(where).get("ganrt.precision") or "fp32"
+    except MetadataError:
+        return "fp32"
+
+
+def _auto_device(kind: str, backend: str) -> tuple[str, str]:
+    if kind == "engine":
+        return "cuda", "TensorRT engines run on CUDA devices"
+    if kind == "run":
+        cuda = cuda_device_count() > 0
+        return ("cuda" if cuda else "cpu"), ("a CUDA device is present" if cuda else "no CUDA device")
+    from ganrt.backends.onnxruntime import cuda_provider_available
+
+    if cuda_provider_available():
+        return "cuda", "CUDA execution provider with I/O binding (GPU present)"
+    return "cpu", "CPU execution provider (no CUDA device with onnxruntime-gpu)"
+
+
+def _part(runner: Runner, where: Path, overrides: dict[str, Any]) -> Part:
     from ganrt.runtime.metadata import resolve
 
-    if kind == "engine":
-        from ganrt.runtime.backends.tensorrt import TensorRTRunner
-
-        if dev == "cpu":
-            raise ValueError(
-                f"{where}: TensorRT engines run on CUDA devices only; load the .onnx with "
-                f"device='cpu' instead"
-            )
-        if threads is not None:
-            raise ValueError("threads= sets CPU threads; a TensorRT engine runs on the GPU")
-        runner = TensorRTRunner(where, device_index=index, cuda_graphs=cuda_graphs)
-        props, source = _engine_metadata(where)
-        selected = f"tensorrt on {runner.device}: a serialized engine runs only on TensorRT"
-    else:
-        from ganrt.runtime.backends.onnxruntime import OnnxRuntimeRunner, cuda_provider_available
-
-        if dev == "auto":
-            use_cuda = cuda_provider_available()
-            dev = "cuda" if use_cuda else "cpu"
-            why = (
-                "CUDA execution provider with I/O binding (GPU present)"
-                if use_cuda
-                else "CPU execution provider (no CUDA device with onnxruntime-gpu)"
-            )
-        else:
-            why = f"{dev} requested"
-        runner = OnnxRuntimeRunner(where, device=dev, device_index=index, threads=threads)
-        props, source = runner.metadata_props, where
-        selected = f"onnxruntime on {runner.device}: {why}"
-    try:
-        metadata, roles = resolve(props, runner.inputs, runner.outputs, overrides, source=str(where))
-    except BaseException:
-        runner.close()
-        raise
-    if any(k.startswith("ganrt.") for k in (props or {})):
-        metadata_source = f"ganrt metadata ({source})" + (
-            f" + overrides {sorted(overrides)}" if overrides else ""
-        )
-    else:
-        metadata_source = "inferred from I/O" + (f" + overrides {sorted(overrides)}" if overrides else "")
-    # The graph's I/O dtypes cannot show fp16 convolutions behind fp32 I/O; the metadata can.
-    runner.precision = metadata.precision
-    return runner, metadata, roles, selected, metadata_source
+    metadata, roles = resolve(runner.metadata_props(), runner.inputs, runner.outputs, overrides, source=str(where))
+    if not runner.chooses_precision:
+        # The graph's I/O dtypes cannot show fp16 convolutions behind fp32 I/O; the metadata can.
+        runner.precision = metadata.precision
+    return Part(runner, metadata, roles)
 
 
 def _load_encoder(
-    md: ArtifactMetadata,
-    where: Path,
-    encoder: str | os.PathLike,
-    device: str,
-    index: int,
-    threads: int | None,
-    cuda_graphs: bool,
-) -> tuple[Runner, ArtifactMetadata, Roles]:
+    md: ArtifactMetadata, where: Path, encoder: str | os.PathLike, request: _Request, device: str
+) -> Part:
+    """The encoder artifact ``encoder`` of decoder ``where``, on the decoder's device."""
     if md.family != "vae" or md.task != "sample":
-        raise TypeError(
-            f"encoder= pairs a VAE decoder with its encoder; {where} is a {md.family} {md.task} model"
-        )
-    kind, enc_path = _classify(Path(encoder).expanduser())
+        raise TypeError(f"encoder= pairs a VAE decoder with its encoder; {where} is a {md.family} {md.task} model")
+    kind, enc_path = classify(Path(encoder).expanduser())
     if kind == "run":
         raise TypeError(f"encoder= takes an exported encoder artifact, got the run directory {enc_path}")
-    runner, emd, roles, _, _ = _load_artifact(
-        kind, enc_path, device.split(":")[0], index, threads, cuda_graphs, {}
+    options = {"cuda_graphs": request.options.get("cuda_graphs", True)} if kind == "engine" else {}
+    if kind == "onnx" and "precision" in request.options:
+        options["precision"] = request.options["precision"]
+    dev, _, index = device.partition(":")
+    backend = request.backend if request.backend in READERS[kind] else "auto"
+    same_device = dataclasses.replace(
+        request, backend=backend, device=dev, index=int(index or 0), options=options
     )
-    if emd.task != "encode" or emd.latent_dim != md.latent_dim:
+    runner, _, _ = _open(kind, enc_path, same_device, {})
+    try:
+        part = _part(runner, enc_path, {})
+        if part.metadata.task != "encode" or part.metadata.latent_dim != md.latent_dim:
+            raise MetadataError(
+                f"{enc_path}: not this decoder's encoder: task {part.metadata.task!r}, latent_dim "
+                f"{part.metadata.latent_dim} (decoder {where}: latent_dim {md.latent_dim})"
+            )
+    except BaseException:
         runner.close()
-        raise MetadataError(
-            f"{enc_path}: not this decoder's encoder: task {emd.task!r}, latent_dim "
-            f"{emd.latent_dim} (decoder {where}: latent_dim {md.latent_dim})"
-        )
-    return runner, emd, roles
+        raise
+    return part
+
+
+__all__ = ["BACKENDS", "classify", "load"]

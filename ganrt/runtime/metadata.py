@@ -1,8 +1,8 @@
-"""Resolving an artifact's :class:`~ganrt.export.metadata.ArtifactMetadata` and its graph tensors' roles.
+"""Resolving an artifact's :class:`~ganrt.artifact.ArtifactMetadata` and its graph tensors' roles.
 
 ganrt artifacts carry their metadata. For foreign artifacts (a plain trtexec engine, someone else's ONNX) only
 what the I/O names and static shapes determine is inferred; everything else must come from keyword overrides,
-and a :class:`~ganrt.runtime.errors.MetadataError` lists what is missing instead of guessing.
+and a :class:`~ganrt.errors.MetadataError` lists what is missing instead of guessing.
 """
 
 from __future__ import annotations
@@ -11,30 +11,12 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from ganrt.export.metadata import FAMILIES, ArtifactMetadata
-from ganrt.runtime.backends.base import TensorSpec
-from ganrt.runtime.errors import MetadataError
+from ganrt.artifact import ArtifactMetadata, Roles
+from ganrt.backends.base import TensorSpec
+from ganrt.errors import MetadataError
+from ganrt.families import FAMILIES
 
 _FIELDS = {f.name: f for f in dataclasses.fields(ArtifactMetadata)}
-
-
-@dataclasses.dataclass(frozen=True)
-class Roles:
-    """Which graph tensor plays which part. Unused roles are ``None``.
-
-    translate: ``image`` -> ``out_image`` (exported as ``output``);
-    sample: ``z`` (+ ``label``) -> ``out_image``;
-    encode: ``image``, ``eps`` -> ``mu``, ``logvar``, ``out_z``.
-    """
-
-    image: str | None = None
-    z: str | None = None
-    label: str | None = None
-    eps: str | None = None
-    out_image: str | None = None
-    mu: str | None = None
-    logvar: str | None = None
-    out_z: str | None = None
 
 
 def _static(dim: int) -> int | None:
@@ -90,7 +72,7 @@ def _roles(task: str, inputs: list[TensorSpec], outputs: list[TensorSpec], sourc
             )
         return four_d[0].name
 
-    # Exported names (ganrt.export.metadata.io_names): translators image -> output, samplers z -> image.
+    # Exported names (ganrt.artifact.io_names): translators image -> output, samplers z -> image.
     if task == "translate":
         return Roles(image=single(inputs, "image", "input image"), out_image=image_output("output"))
     if task == "sample":

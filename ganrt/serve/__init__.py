@@ -11,8 +11,7 @@ Attributes load lazily so ``import ganrt.serve`` (and ``ganrt --help``) never pu
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ganrt._lazy import lazy_getattr
 
 _EXPORTS = {
     "ServeConfig": "ganrt.serve.config",
@@ -27,11 +26,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ganrt.serve' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 __all__ = sorted(_EXPORTS)

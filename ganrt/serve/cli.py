@@ -9,6 +9,9 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from ganrt.backends import BACKENDS
+from ganrt.cli_checks import finite_float
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -49,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-delay-ms",
-        type=float,
+        type=finite_float(minimum=0),
         default=2.0,
         help="longest wait for batch partners under concurrent load, in ms (default 2)",
     )
@@ -61,13 +64,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout-s",
-        type=float,
+        type=finite_float(minimum=0, exclusive=True),
         default=30.0,
         help="per-request timeout covering queueing and inference, in seconds (default 30)",
     )
     parser.add_argument(
         "--max-body-mb",
-        type=float,
+        type=finite_float(minimum=0, exclusive=True),
         default=64.0,
         help="largest request body after decompression, in MiB (default 64)",
     )
@@ -81,6 +84,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-sample", type=int, default=64, help="most images per /v1 sample request (default 64)"
     )
     parser.add_argument(
+        "--max-inflight-mb",
+        type=finite_float(minimum=0, exclusive=True),
+        default=1024.0,
+        help="memory budget for decoded /v1 images in flight, in MiB, at about 24 bytes per pixel "
+        "(default 1024); beyond it 503 + Retry-After",
+    )
+    parser.add_argument(
         "--max-connections",
         type=int,
         default=1024,
@@ -88,7 +98,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--runtime",
-        choices=("auto", "onnxruntime", "tensorrt", "torch"),
+        choices=("auto", *BACKENDS),
         default="auto",
         help="ganrt.load backend running the models (default auto: the fastest available here)",
     )
@@ -109,6 +119,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="CPU threads per instance (default: physical cores / instances)",
     )
     parser.add_argument(
+        "--no-ui",
+        action="store_true",
+        help="do not serve the web page at / (the /v1 and /v2 APIs stay)",
+    )
+    parser.add_argument(
         "--log-level",
         default="warning",
         choices=("critical", "error", "warning", "info", "debug"),
@@ -117,7 +132,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ganrt.cli import CLIError
+    from ganrt.cli_checks import cpu_count, thread_count
+    from ganrt.errors import CLIError
     from ganrt.serve.config import ServeConfig
     from ganrt.serve.server import parse_model_specs
 
@@ -131,14 +147,32 @@ def run(args: argparse.Namespace) -> int:
             max_pixels=args.max_pixels,
             max_sample=args.max_sample,
             max_connections=args.max_connections,
+            ui=not args.no_ui,
+            max_inflight_bytes=max(1, int(args.max_inflight_mb * 1024 * 1024)),
         )
         specs = parse_model_specs(args.models)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
+    from ganrt.runtime.sampler import MAX_COUNT
+
+    if args.max_sample > MAX_COUNT:
+        raise CLIError(
+            f"--max-sample must be at most {MAX_COUNT} (the runtime's limit per call), got {args.max_sample}"
+        )
     if not 0 <= args.port <= 65535:
         raise CLIError(f"--port must be in 0..65535, got {args.port}")
     if args.instances < 1:
         raise CLIError(f"--instances must be >= 1, got {args.instances}")
+    limit = 4 * cpu_count()
+    if args.instances > limit:
+        raise CLIError(
+            f"--instances must be at most {limit} (4 per logical CPU; each instance is a full copy of the "
+            f"model), got {args.instances}"
+        )
+    try:
+        thread_count(args.threads, what="--threads")
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
     if args.backend == "pytriton":
         from ganrt.serve.pytriton_backend import PyTritonUnavailableError, import_pytriton
 
@@ -179,7 +213,8 @@ def run(args: argparse.Namespace) -> int:
         from ganrt.serve.server import serve
 
         def announce(host: str, port: int) -> None:
-            print(f"ganrt serve: listening on http://{host}:{port} ({', '.join(models)})", flush=True)
+            page = "; web page at /" if config.ui else ""
+            print(f"ganrt serve: listening on http://{host}:{port} ({', '.join(models)}){page}", flush=True)
 
         serve(
             models,
@@ -197,16 +232,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load_instances(into: list[Model], path: Path, args: argparse.Namespace) -> None:
-    """Load ``args.instances`` copies of ``path`` into ``into``, splitting the default CPU threads."""
-    import ganrt
+    """Load ``args.instances`` copies of ``path`` into ``into``, splitting the default CPU threads.
 
-    first = ganrt.load(path, backend=args.runtime, device=args.device, threads=args.threads)
-    into.append(first)
+    Split before the first load: with ``--runtime auto`` the backend selection is timed (and recorded) at the
+    thread count the instances will run with, and the other instances reuse its record."""
+    import ganrt
+    from ganrt.backends.device import physical_cores
+    from ganrt.runtime.loader import classify
+
     threads = args.threads
-    if args.instances > 1 and threads is None and first.info().get("threads"):
+    if args.instances > 1 and threads is None and classify(path)[0] != "engine":
         # the runtime's default is every physical core; instances computing at once would oversubscribe them
-        threads = max(1, int(first.info()["threads"]) // args.instances)
-        into.pop().close()
-        into.append(ganrt.load(path, backend=args.runtime, device=args.device, threads=threads))
-    for _ in range(args.instances - 1):
+        threads = max(1, physical_cores() // args.instances)
+    for _ in range(args.instances):
         into.append(ganrt.load(path, backend=args.runtime, device=args.device, threads=threads))

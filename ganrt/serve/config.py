@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 
@@ -14,7 +15,9 @@ class ServeConfig:
     requests waiting per model before 503, ``timeout_s`` per request (body upload, and queue + inference),
     ``max_body_bytes`` per request body (after decompression), ``max_pixels`` per decoded image,
     ``max_sample`` images per ``/v1 sample``, ``max_connections`` open at once (beyond it uvicorn answers
-    503; memory for request bodies stays below about ``max_connections * max_body_bytes``).
+    503; memory for request bodies stays below about ``max_connections * max_body_bytes``),
+    ``max_inflight_bytes`` for decoded images in flight (:mod:`ganrt.serve.budget`: beyond it 503), ``ui``
+    serves the web page at ``/`` (:mod:`ganrt.serve.ui`).
     """
 
     max_batch: int = 8
@@ -25,7 +28,9 @@ class ServeConfig:
     max_pixels: int = 4096 * 4096
     max_sample: int = 64
     max_connections: int = 1024
+    max_inflight_bytes: int = 1024 * 1024 * 1024
     retry_after_s: int = 1
+    ui: bool = True
 
     def __post_init__(self) -> None:
         positive = (
@@ -35,15 +40,16 @@ class ServeConfig:
             "max_pixels",
             "max_sample",
             "max_connections",
+            "max_inflight_bytes",
             "retry_after_s",
         )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_delay_ms < 0:
-            raise ValueError(f"max_delay_ms must be >= 0, got {self.max_delay_ms}")
-        if not self.timeout_s > 0:
-            raise ValueError(f"timeout_s must be > 0, got {self.timeout_s}")
+        if not (math.isfinite(self.max_delay_ms) and self.max_delay_ms >= 0):
+            raise ValueError(f"max_delay_ms must be a finite number >= 0, got {self.max_delay_ms}")
+        if not (math.isfinite(self.timeout_s) and self.timeout_s > 0):
+            raise ValueError(f"timeout_s must be a finite number > 0, got {self.timeout_s}")
 
 
 def is_batchable(model: Any) -> bool:

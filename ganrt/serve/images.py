@@ -1,15 +1,17 @@
 """Image bodies for the ``/v1`` endpoints: guarded PNG/JPEG decoding and PNG encoding.
 
-Decoding reads the header first and refuses images above ``max_pixels`` before any pixel is decompressed (a
-small PNG can declare 50 000 x 50 000 pixels: a decompression bomb). Only PNG and JPEG decoders are enabled.
+Decoding is :mod:`ganrt.imageio`'s (the rules training and the runtime use): the header is read first and
+images above ``max_pixels`` are refused before any pixel is decompressed (a small PNG can declare 50 000 x
+50 000 pixels: a decompression bomb). Only PNG and JPEG decoders are enabled.
 """
 
 from __future__ import annotations
 
 import io
-import warnings
 
 import numpy as np
+
+from ganrt import imageio
 
 ACCEPTED_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/jpg": "JPEG"}
 
@@ -22,48 +24,49 @@ class ImageError(ValueError):
         self.status = status
 
 
-def decode_image(data: bytes, *, content_type: str, channels: int, max_pixels: int) -> np.ndarray:
-    """Decode a PNG/JPEG body into ``(H, W, channels)`` uint8 (RGB for 3 channels, grayscale for 1).
-
-    Raises:
-        ImageError: 415 for a content type other than PNG/JPEG, 413 above ``max_pixels``, 400 when
-        undecodable.
-    """
-    from PIL import Image
-
+def check_type(content_type: str) -> str:
+    """The Pillow format for a body of ``content_type``; :class:`ImageError` 415 for anything but PNG/JPEG."""
     fmt = ACCEPTED_TYPES.get(content_type)
     if fmt is None:
         accepted = ", ".join(sorted(ACCEPTED_TYPES))
         raise ImageError(
             f"Content-Type must be one of {accepted}, got {content_type or 'none'!r}", status=415
         )
+    return fmt
+
+
+def image_size(data: bytes, *, content_type: str, max_pixels: int) -> tuple[int, int]:
+    """``(width, height)`` the body declares, read from its header only (no pixel is decompressed).
+
+    Raises :class:`ImageError`: 415 wrong content type, 413 above ``max_pixels``, 400 undecodable or empty.
+    """
+    fmt = check_type(content_type)
     if not data:
         raise ImageError("the request body is empty; send the image bytes")
-    with warnings.catch_warnings():
-        # PIL's own bomb check only warns at its (higher) limit; the check below refuses at ours
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(io.BytesIO(data), formats=[fmt])
-        except Image.DecompressionBombError as exc:
-            raise ImageError(f"image too large: {exc}", status=413) from None
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise ImageError(f"cannot decode the body as {fmt}: {exc}") from None
-        width, height = image.size
-        if width * height > max_pixels:
-            raise ImageError(
-                f"image has {width}x{height} = {width * height} pixels, more than the limit of {max_pixels} "
-                f"(--max-pixels)",
-                status=413,
-            )
-        try:
-            image.load()
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise ImageError(f"cannot decode the body as {fmt}: {exc}") from None
-    mode = {1: "L", 3: "RGB"}.get(channels)
-    if mode is None:
+    try:
+        with imageio.open_image(data, max_pixels=max_pixels, formats=[fmt], what="the body") as image:
+            return image.size
+    except imageio.ImageDecodeError as exc:
+        raise ImageError(str(exc), status=exc.status) from None
+
+
+def decode_image(data: bytes, *, content_type: str, channels: int, max_pixels: int) -> np.ndarray:
+    """Decode a PNG/JPEG body into ``(H, W, channels)`` uint8 (RGB for 3 channels, grayscale for 1) by the
+    rules of :mod:`ganrt.imageio` (the decoder training and the runtime use).
+
+    Raises:
+        ImageError: 415 for a content type other than PNG/JPEG, 413 above ``max_pixels``, 400 when
+        undecodable.
+    """
+    fmt = check_type(content_type)
+    if not data:
+        raise ImageError("the request body is empty; send the image bytes")
+    if channels not in (1, 3):
         raise ImageError(f"models with {channels} input channels take no images over /v1; use /v2 infer")
-    # np.array copies: PIL's buffer is read-only, and torch warns on tensors from non-writable arrays
-    return np.array(image.convert(mode), dtype=np.uint8).reshape(height, width, channels)
+    try:
+        return imageio.decode(data, channels, max_pixels=max_pixels, formats=[fmt], what="the body")
+    except imageio.ImageDecodeError as exc:
+        raise ImageError(str(exc), status=exc.status) from None
 
 
 def encode_png(image: np.ndarray) -> bytes:

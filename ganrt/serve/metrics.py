@@ -171,7 +171,7 @@ class ServerMetrics:
         )
         self.rejected = Counter(
             "ganrt_rejected_total",
-            "Requests refused before inference, by reason (queue_full, timeout, draining).",
+            "Requests refused before inference, by reason (queue_full, timeout, draining, memory).",
             ("model", "reason"),
         )
         self.queue_depth = Gauge(

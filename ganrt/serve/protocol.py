@@ -246,7 +246,11 @@ def encode_infer_response(
     request_id: str | None,
     outputs: Sequence[tuple[str, np.ndarray, bool]],
 ) -> tuple[bytes, dict[str, str]]:
-    """Encode ``(name, array, binary)`` outputs as a KServe v2 response body plus the headers it needs."""
+    """Encode ``(name, array, binary)`` outputs as a KServe v2 response body plus the headers it needs.
+
+    The JSON is strict: a non-finite float in an output sent as JSON raises :class:`ProtocolError` (500)
+    naming the output, instead of emitting the bare ``NaN``/``Infinity`` tokens strict parsers reject (binary
+    outputs carry IEEE values as they are)."""
     doc: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
     if request_id is not None:
         doc["id"] = request_id
@@ -260,10 +264,17 @@ def encode_infer_response(
             tensor["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
         else:
+            if array.dtype.kind == "f" and not np.isfinite(array).all():
+                raise ProtocolError(
+                    f"output {name!r} holds NaN or infinite values, which JSON cannot carry; the model "
+                    f"produced them from finite inputs (ask for binary_data to receive the raw values)",
+                    status=500,
+                )
             tensor["data"] = array.reshape(-1).tolist()
         tensors.append(tensor)
     doc["outputs"] = tensors
-    head = json.dumps(doc, separators=(",", ":")).encode()
+    # allow_nan=False: strict JSON only (bare NaN/Infinity tokens are not JSON)
+    head = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
     if not blobs:
         return head, {"content-type": "application/json"}
     headers = {"content-type": "application/octet-stream", HEADER_LENGTH.lower(): str(len(head))}

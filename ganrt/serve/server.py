@@ -1,15 +1,19 @@
 """Running the embedded server: model name resolution, uvicorn with a graceful drain, and a thread handle.
 
 Shutdown order on SIGINT/SIGTERM (or :meth:`ServerThread.stop`): readiness turns 503 at once so a load
-balancer stops routing here; uvicorn stops accepting connections and lets requests already received finish
-(bounded by ``timeout_s`` + 5 s); then the ASGI lifespan drains every batch queue. Models are closed by
+balancer stops routing here, and new inference requests get 503 + Retry-After; the socket stays open while
+requests are in flight (so health checks read 503, not "connection refused"), bounded by ``timeout_s`` + 5 s;
+then uvicorn stops accepting connections and lets requests already received finish; then the ASGI lifespan
+drains every batch queue. A second signal exits at once. Models are closed by
 whoever loaded them (``ganrt serve`` does so on exit).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,6 +79,15 @@ def _uvicorn_server(
             super().handle_exit(sig, frame)
             # uvicorn re-raises the signal after shutting down; a completed drain is a clean exit (status 0)
             self._captured_signals.clear()
+
+        async def shutdown(self, sockets: list[Any] | None = None) -> None:
+            # Keep listening while requests are in flight, so a balancer polling /v2/health/ready reads 503
+            # (and new requests get 503 + Retry-After) instead of "connection refused"; then uvicorn's own
+            # shutdown closes the socket and finishes what is left.
+            deadline = time.monotonic() + config.timeout_s + 5
+            while state.in_flight() > 0 and time.monotonic() < deadline and not self.force_exit:
+                await asyncio.sleep(0.02)
+            await super().shutdown(sockets)
 
         async def startup(self, sockets: list[Any] | None = None) -> None:
             await super().startup(sockets)

@@ -18,13 +18,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from ganrt.utils import atomic_write, fresh_temp
 
 STATE_DIR = "train_state"
 LATEST = "latest.json"
@@ -35,22 +36,8 @@ class CheckpointError(ValueError):
     """A missing, incomplete or inconsistent training checkpoint."""
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    atomic_write(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def optimizer_state(name: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -109,7 +96,7 @@ def write_checkpoint(run_dir: Path, step: int, weights_file: Path, tensors: dict
     root = run_dir / STATE_DIR
     root.mkdir(parents=True, exist_ok=True)
     name = f"step_{step:08d}"
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.", suffix=".tmp"))
+    tmp = fresh_temp(root / name, directory=True)
     try:
         try:
             os.link(weights_file, tmp / "weights.safetensors")
@@ -138,18 +125,47 @@ def has_checkpoint(run_dir: Path) -> bool:
 
 
 def read_checkpoint(run_dir: Path) -> Checkpoint:
-    """Load the checkpoint ``train_state/latest.json`` points at; CheckpointError says what is wrong."""
+    """Load the checkpoint ``train_state/latest.json`` points at; CheckpointError says what is wrong (a
+    missing, truncated or corrupt file, or JSON that is not a training state)."""
     latest = run_dir / STATE_DIR / LATEST
     if not latest.is_file():
         raise CheckpointError(f"no training checkpoint in {str(run_dir)!r} (missing {STATE_DIR}/{LATEST})")
-    try:
-        pointer = json.loads(latest.read_text(encoding="utf-8"))
-        folder = run_dir / STATE_DIR / pointer["checkpoint"]
-        state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-        weights = load_file(str(folder / "weights.safetensors"))
-        tensors = load_file(str(folder / "state.safetensors"))
-    except (OSError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"training checkpoint in {str(run_dir)!r} is unreadable: {exc}") from exc
+    pointer = _read_json(latest)
+    name = pointer.get("checkpoint")
+    if not isinstance(name, str) or not name.startswith("step_") or "/" in name or "\\" in name:
+        raise CheckpointError(f"{str(latest)!r} names no checkpoint folder (got {name!r})")
+    folder = run_dir / STATE_DIR / name
+    state = _read_json(folder / "state.json")
     if state.get("format") != FORMAT:
         raise CheckpointError(f"{str(folder / 'state.json')!r} has format {state.get('format')!r}, expected {FORMAT!r}")
-    return Checkpoint(folder, int(state["step"]), weights, tensors, state)
+    step = state.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise CheckpointError(
+            f"{str(folder / 'state.json')!r}: 'step' must be a non-negative integer, got {step!r}"
+        )
+    weights = _read_tensors(folder / "weights.safetensors")
+    tensors = _read_tensors(folder / "state.safetensors")
+    return Checkpoint(folder, step, weights, tensors, state)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"training checkpoint file {str(path)!r} is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"training checkpoint file {str(path)!r} is unreadable: {exc}") from None
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{str(path)!r} must hold a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except FileNotFoundError:
+        raise CheckpointError(f"training checkpoint file {str(path)!r} is missing") from None
+    except Exception as exc:  # safetensors raises its own SafetensorError for truncated or corrupt files
+        raise CheckpointError(
+            f"training checkpoint file {str(path)!r} is unreadable (truncated or corrupt?): {exc}"
+        ) from None

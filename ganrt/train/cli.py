@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "Train a Pix2Pix, CycleGAN, VAE or DCGAN model into a run directory."
+from ganrt.cli_checks import finite_float
+from ganrt.families import FAMILIES
 
-FAMILIES = ("pix2pix", "cyclegan", "vae", "dcgan")
+HELP = "Train a Pix2Pix, CycleGAN, VAE or DCGAN model into a run directory."
 
 # (flag, dest, type or "bool", help, families that take it)
 _FAMILY_OPTIONS: tuple[tuple[str, str, object, str, tuple[str, ...]], ...] = (
@@ -56,7 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     length.add_argument("--steps", type=int, help="number of training steps (batches)")
     length.add_argument("--epochs", type=int, help="number of passes over the dataset")
     parser.add_argument("--batch-size", type=int, help="images per step (default 1)")
-    parser.add_argument("--lr", type=float, help="Adam learning rate (default 2e-4); constant for the first half, "
+    parser.add_argument("--lr", type=finite_float(),
+                        help="Adam learning rate (default 2e-4); constant for the first half, "
                         "then linear decay to zero")
     parser.add_argument("--image-size", type=int, help="training crop size (default: 256 translation, 64 samplers)")
     parser.add_argument("--ngf", type=int, help="generator width (default 64; vae 32)")
@@ -83,12 +85,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if kind == "bool":
             group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
-            group.add_argument(flag, dest=dest, type=kind, default=None, help=text)  # type: ignore[arg-type]
+            convert = finite_float() if kind is float else kind  # NaN/inf refused while parsing
+            group.add_argument(flag, dest=dest, type=convert, default=None,  # type: ignore[arg-type]
+                               help=text)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ganrt.cli import CLIError
     from ganrt.data import DataError
+    from ganrt.errors import CLIError
     from ganrt.train import TrainError, train
 
     family_options = {}

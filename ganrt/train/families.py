@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganrt.data import Sample
+from ganrt.families import family
 from ganrt.models import build_net, gan_loss, gradient_penalty, vae_loss_terms
 from ganrt.train.options import TrainError
 from ganrt.train.plots import grid
@@ -41,18 +42,32 @@ def _requires_grad(nets: list[nn.Module], flag: bool) -> None:
 
 
 class Family(ABC):
-    """Networks + optimizers + step of one model family; ``nets`` maps run-directory net names to modules."""
+    """Networks + optimizers + step of one model family; ``nets`` maps run-directory net names to modules.
+
+    What the family *is* (its nets, generator, task) comes from :mod:`ganrt.families`; this class adds how it
+    trains.
+    """
 
     name: ClassVar[str]
-    generator: ClassVar[str]  # the inference net's name in ``nets``
-    translation: ClassVar[bool]
+
+    @property
+    def generator(self) -> str:
+        """The inference net's name in ``nets``."""
+        return family(self.name).generator
+
+    @property
+    def translation(self) -> bool:
+        return family(self.name).translation
 
     def __init__(self, options: dict[str, Any], *, num_classes: int, device: torch.device, fused: bool,
                  precision: Precision | None = None) -> None:
         self.options, self.device, self.fused = options, device, fused
         self.precision = precision or Precision("fp32", device)
         self.nets: dict[str, nn.Module] = {}
-        for name, spec in self.specs(num_classes).items():
+        specs = self.specs(num_classes)
+        if set(specs) != set(family(self.name).nets):
+            raise TrainError(f"{self.name} builds nets {sorted(specs)}, the registry lists {family(self.name).nets}")
+        for name, spec in specs.items():
             try:
                 self.nets[name] = self.precision.prepare(build_net(spec, fused=fused).to(device).train())
             except ValueError as exc:
@@ -129,7 +144,7 @@ class Family(ABC):
 class Pix2Pix(Family):
     """Conditional GAN: U-Net G(A) -> B, PatchGAN D on (A, B) pairs; loss GAN + lambda_l1 * L1, D loss halved."""
 
-    name, generator, translation = "pix2pix", "G", True
+    name = "pix2pix"
 
     def specs(self, num_classes: int) -> dict[str, dict[str, Any]]:
         o, c = self.options, self.options["channels"]
@@ -191,7 +206,7 @@ class CycleGAN(Family):
     """Two generators G_A: A -> B, G_B: B -> A, discriminators D_A (on B) and D_B (on A); LSGAN by default, cycle
     loss lambda_cycle each way, identity loss lambda_identity * lambda_cycle, image pools for the D updates."""
 
-    name, generator, translation = "cyclegan", "G_A", True
+    name = "cyclegan"
 
     def __init__(self, options: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(options, **kwargs)
@@ -279,7 +294,7 @@ class CycleGAN(Family):
 class VAEFamily(Family):
     """Convolutional VAE; loss = reconstruction (sum of squared errors per image) + beta * KL."""
 
-    name, generator, translation = "vae", "VAE", False
+    name = "vae"
 
     def specs(self, num_classes: int) -> dict[str, dict[str, Any]]:
         o = self.options
@@ -333,7 +348,7 @@ class VAEFamily(Family):
 class DCGAN(Family):
     """DCGAN (or CGAN with ``conditional``): G(z[, label]) vs D(x[, label]); vanilla GAN loss by default."""
 
-    name, generator, translation = "dcgan", "G", False
+    name = "dcgan"
 
     def specs(self, num_classes: int) -> dict[str, dict[str, Any]]:
         o = self.options

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ganrt.cli import CLIError
+    from ganrt.errors import CLIError
     from ganrt.models import UpstreamCheckpointError, import_upstream
     from ganrt.train.loop import check_run_dir, claim_run_dir
     from ganrt.train.options import TrainError
@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser()
     try:
         check_run_dir(out, resume=False, force=args.force)
-        claim_run_dir(out)
+        if out.is_dir():  # --force: remove the earlier run's outputs; a new folder appears only on success
+            claim_run_dir(out)
         path = import_upstream(args.path, out, netG=args.netG, ngf=args.ngf, norm=norm, dropout=dropout,
                                stats=args.stats, image_size=args.image_size, force=args.force)
     except (TrainError, UpstreamCheckpointError, FileNotFoundError, FileExistsError, ValueError) as exc:

@@ -25,10 +25,10 @@ import torch
 
 from ganrt import __version__
 from ganrt.data import DataError, ImageDataset, Sample, fixed_batch, open_dataset, training_batch
+from ganrt.families import family as registry_family
 from ganrt.train.checkpoint import (
     STATE_DIR,
     CheckpointError,
-    atomic_write_text,
     has_checkpoint,
     load_optimizer_state,
     optimizer_state,
@@ -39,6 +39,7 @@ from ganrt.train.families import FAMILY_CLASSES, Family
 from ganrt.train.options import DATA_KIND, FAMILIES, TrainError, lr_factor, resolve
 from ganrt.train.plots import save_loss_plot, save_png
 from ganrt.train.precision import Precision, device_support, resolve_precision
+from ganrt.utils import atomic_write, remove_orphan_temps
 
 LOG_NAME = "log.jsonl"
 SAMPLES_DIR = "samples"
@@ -179,7 +180,7 @@ class _Log:
                 if entry["step"] <= keep_until:
                     kept.append(line)
                     self._remember(entry)
-        atomic_write_text(path, "".join(f"{line}\n" for line in kept))
+        atomic_write(path, "".join(f"{line}\n" for line in kept))
         self._file = path.open("a", encoding="utf-8")
 
     def _remember(self, entry: dict[str, Any]) -> None:
@@ -285,10 +286,27 @@ def train(
         except CheckpointError as exc:
             raise TrainError(f"cannot resume: {exc}") from exc
         saved = checkpoint.state
+        missing = [k for k in _STATE_KEYS if k not in saved]
+        if missing or not isinstance(saved.get("options"), dict):
+            raise TrainError(
+                f"cannot resume: {checkpoint.path / 'state.json'} is not a complete training state "
+                f"(missing or invalid: {', '.join(missing) or 'options'})"
+            )
         if saved["family"] != family:
             raise TrainError(f"cannot resume: {str(run_dir)!r} is a {saved['family']} run, not {family}")
-        options = dict(saved["options"])
         spec = saved["data"]
+        if not isinstance(spec, str):
+            raise TrainError(
+                f"cannot resume: {checkpoint.path / 'state.json'}: 'data' must be a string, got {spec!r}"
+            )
+        total_saved = saved["total_steps"]
+        if isinstance(total_saved, bool) or not isinstance(total_saved, int) or total_saved < 1:
+            raise TrainError(f"cannot resume: {checkpoint.path / 'state.json'}: 'total_steps' must be a "
+                             f"positive integer, got {total_saved!r}")
+        try:  # the saved options pass the same validation as new ones (a corrupt state.json fails here)
+            options = resolve(family, dict(saved["options"]), spec)
+        except TrainError as exc:
+            raise TrainError(f"cannot resume: {checkpoint.path / 'state.json'}: {exc}") from None
         if data is not None and _data_spec(data) != spec:
             raise TrainError(f"cannot resume with data {str(data)!r}: the run was trained on {spec!r}")
         unknown = sorted(set(given) - set(options))
@@ -329,7 +347,7 @@ def train(
         raise TrainError(f"sample_every must be a positive integer, got {sample_every!r}")
 
     heldout_set = _heldout(spec, family, options)
-    fixed = _to(fixed_batch(heldout_set or dataset, N_FIXED if FAMILY_CLASSES[family].translation else 8), dev)
+    fixed = _to(fixed_batch(heldout_set or dataset, N_FIXED if registry_family(family).translation else 8), dev)
     heldout = _to(fixed_batch(heldout_set, N_HELDOUT), dev) if heldout_set is not None else None
 
     fork_devices = [dev.index or 0] if dev.type == "cuda" else []
@@ -347,12 +365,21 @@ def train(
         log = _Log(run_dir / LOG_NAME, keep_until=start if checkpoint else None)
         state = {"family": family, "data": spec, "options": options, "total_steps": total, "device": device,
                  "fused": fused, "precision": precision, "sample_every": sample_every}
+        if checkpoint is not None:
+            _remove_orphans(run_dir)  # left by a run killed mid-write
         try:
             _loop(model, dataset, run_dir, log, config, state, start=start, total=total, fixed=fixed,
                   heldout=heldout, progress=progress, on_step=on_step)
         finally:
             log.close()
+    _remove_orphans(run_dir)
     return run_dir
+
+
+def _remove_orphans(run_dir: Path) -> None:
+    """Remove the ``.<name>.XXXXXXXX.tmp`` temporaries an interrupted write left in the run's folders."""
+    for folder in (run_dir, run_dir / SAMPLES_DIR, run_dir / STATE_DIR):
+        remove_orphan_temps(folder)
 
 
 def _config(model: Family, family: str, dataset: ImageDataset, spec: str, options: dict[str, Any],
@@ -367,7 +394,24 @@ def _config(model: Family, family: str, dataset: ImageDataset, spec: str, option
     }
 
 
+# What state.json must hold for a resume (written by train()).
+_STATE_KEYS = ("family", "data", "options", "total_steps", "device", "fused", "sample_every", "optimizers",
+               "extra")
+
+
 def _restore(model: Family, checkpoint: Any) -> None:
+    try:
+        _restore_state(model, checkpoint)
+    except TrainError:
+        raise
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as exc:
+        raise TrainError(
+            f"cannot resume: the checkpoint in {checkpoint.path} does not fit this run "
+            f"({type(exc).__name__}: {exc}); it is corrupt or from another ganrt version"
+        ) from exc
+
+
+def _restore_state(model: Family, checkpoint: Any) -> None:
     for name, net in model.nets.items():
         prefix = f"{name}."
         sd = {k[len(prefix):]: v for k, v in checkpoint.weights.items() if k.startswith(prefix)}

@@ -8,11 +8,12 @@ image pool 50, discriminator loss halved); ``None`` passed by a caller means "us
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-FAMILIES = ("pix2pix", "cyclegan", "vae", "dcgan")
-GAN_MODES = ("vanilla", "lsgan", "wgangp")
-NORMS = ("batch", "instance", "none")
+from ganrt.families import FAMILIES, REGISTRY
+from ganrt.models.layers import NORMS
+from ganrt.models.losses import GAN_MODES
 
 # Options every family takes (steps / epochs / data handled separately).
 COMMON: dict[str, Any] = {
@@ -27,25 +28,8 @@ COMMON: dict[str, Any] = {
     "channels": None,  # 3, or 1 for the gray built-ins (faces, digits)
 }
 
-FAMILY: dict[str, dict[str, Any]] = {
-    "pix2pix": {
-        "image_size": 256, "ngf": 64, "ndf": 64, "netG": None, "n_layers_D": 3, "norm": "batch",
-        "dropout": True, "gan_mode": "vanilla", "lambda_l1": 100.0, "lambda_gp": 10.0, "direction": "AtoB",
-    },
-    "cyclegan": {
-        "image_size": 256, "ngf": 64, "ndf": 64, "netG": "resnet_9blocks", "n_layers_D": 3, "norm": "instance",
-        "dropout": False, "gan_mode": "lsgan", "lambda_cycle": 10.0, "lambda_identity": 0.5, "lambda_gp": 10.0,
-        "pool_size": 50,
-    },
-    "vae": {"image_size": 64, "ngf": 32, "latent_dim": 128, "beta": 1.0},
-    "dcgan": {
-        "image_size": 64, "ngf": 64, "ndf": 64, "latent_dim": 100, "gan_mode": "vanilla", "conditional": False,
-        "lambda_gp": 10.0,
-    },
-}
-
 # The dataset layout each family reads.
-DATA_KIND = {"pix2pix": "aligned", "cyclegan": "unaligned", "vae": "folder", "dcgan": "folder"}
+DATA_KIND = {name: fam.data_kind for name, fam in REGISTRY.items()}
 GRAY_BUILTINS = ("builtin:faces", "builtin:digits")
 
 
@@ -56,13 +40,15 @@ class TrainError(ValueError):
 def defaults(family: str) -> dict[str, Any]:
     if family not in FAMILIES:
         raise TrainError(f"family must be one of {', '.join(FAMILIES)}, got {family!r}")
-    return {**COMMON, **FAMILY[family]}
+    return {**COMMON, **REGISTRY[family].train_defaults}
 
 
 def _positive(options: dict[str, Any], name: str, kind: type, minimum: float = 1) -> None:
     value = options[name]
     if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
         raise TrainError(f"{name} must be {'a number' if kind is float else 'an integer'}, got {value!r}")
+    if not math.isfinite(value):
+        raise TrainError(f"{name} must be a finite number, got {value}")
     if value < minimum:
         raise TrainError(f"{name} must be >= {minimum}, got {value}")
 

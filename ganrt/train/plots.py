@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from ganrt.data import to_uint8
+from ganrt.utils import atomic_write
 
 PAD = 2
 
@@ -37,12 +38,6 @@ def grid(rows: Sequence[Sequence[torch.Tensor]] | torch.Tensor, *, columns: int 
     return out
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-
-
 def save_png(path: Path, image: np.ndarray, *, min_side: int = 256) -> None:
     """Save uint8 (H, W, 3) as PNG atomically, upscaled (nearest) so tiny training images stay visible."""
     im = Image.fromarray(image)
@@ -52,7 +47,7 @@ def save_png(path: Path, image: np.ndarray, *, min_side: int = 256) -> None:
     buf = io.BytesIO()
     im.save(buf, format="PNG")
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_bytes(path, buf.getvalue())
+    atomic_write(path, buf.getvalue())
 
 
 def _smooth(values: np.ndarray, window: int) -> np.ndarray:
@@ -94,5 +89,5 @@ def save_loss_plot(path: Path, steps: Sequence[int], losses: dict[str, Sequence[
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_bytes(path, buf.getvalue())
+    atomic_write(path, buf.getvalue())
 

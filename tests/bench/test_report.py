@@ -111,66 +111,13 @@ def test_broken_renderer_falls_back_to_generic_table(report: ModuleType, tmp_pat
     assert "generic table: KeyError" in serve and "| qps |" in serve and "| 12.5 |" in serve
 
 
-def test_builtin_renderers_for_runtime_and_serve_layouts(report: ModuleType, tmp_path: Path) -> None:
-    # The layouts benchmarks/runtime.py and benchmarks/serve.py write (neither script defines markdown()).
-    stats = {
-        "median_ms": 58.2,
-        "mean_ms": 60.0,
-        "min_ms": 55.0,
-        "p90_ms": 66.0,
-        "max_ms": 70.0,
-        "samples": 20,
-    }
-    runtime = {
-        "benchmark": "runtime_cpu",
-        "targets": {"overhead_vs_bare_ort_max": 1.1, "speedup_vs_torch_eager_min": 1.8},
-        "machine": {"cpu": "Test CPU", "cores_logical": 2},
-        "results": [
-            {
-                "arch": "unet_256",
-                "size": 256,
-                "batch": 1,
-                "backend": "onnxruntime",
-                "latency": {k: stats for k in ("ganrt", "ort_bare", "torch_eager", "ganrt_torch")},
-                "overhead_vs_bare_ort": 1.03,
-                "speedup_vs_torch_eager": 1.77,
-                "meets_overhead_target": True,
-                "meets_speedup_target": False,
-            }
-        ],
-    }
-    run = {
-        "batching": True,
-        "concurrency": 16,
-        "requests": 300,
-        "errors": 0,
-        "throughput_rps": 98.5,
-        "p50_ms": 150.0,
-        "p90_ms": 170.0,
-        "p99_ms": 190.0,
-        "mean_ms": 151.0,
-        "mean_executed_batch": float("nan"),
-    }
-    serve = {
-        "benchmark": "serve",
-        "machine": {"platform": "Linux", "cpus": 2},
-        "config": {"duration_s": 3},
-        "models": {"dcgan": {"bare": {}, "runs": [run]}},
-        "targets": {"dcgan_c16_batched_vs_c1_unbatched": {"ratio": 3.4, "target": 3.0, "met": True}},
-    }
-    readme, results, scripts = _setup(tmp_path)
-    (scripts / "serve.py").unlink()
-    (results / "serve_cpu.json").write_text(json.dumps(serve))
-    (results / "serve_nvidia-h100.json").unlink()
-    (results / "runtime_cpu.json").write_text(json.dumps(runtime))
-    readme.write_text(README + "\n<!-- bench:runtime -->\n<!-- /bench:runtime -->\n")
-    assert report.main(["--readme", str(readme), "--results", str(results), "--scripts", str(scripts)]) == 0
-    text = readme.read_text()
-    assert "| unet_256 | 256² | onnxruntime | 58.2 | 58.2 | 58.2 | 58.2 | 1.030 ✓ | 1.77× |" in text
-    assert "(≤ 1.1)" in text and "Test CPU, 2 cores" in text
-    assert "| dcgan | on | 16 | 98.5 | 150 | 170 | 190 | – | 0 |" in text
-    assert "| dcgan_c16_batched_vs_c1_unbatched | 3.40× | ≥ 3.0× | yes |" in text
-    assert "generic table" not in text.split("<!-- bench:serve -->")[1].split("<!-- /bench:serve -->")[0]
+@pytest.mark.parametrize("name", ["runtime", "serve", "models", "ops"])
+def test_committed_results_render_with_their_scripts_table(report: ModuleType, name: str) -> None:
+    # The JSON committed under benchmarks/results is what README shows: each file must render with the
+    # table of the script that wrote it, never fall back to the generic one.
+    section = report.render_section(name, ROOT / "benchmarks" / "results", ROOT / "benchmarks")
+    assert "generated from" in section and "generic table" not in section, section[:500]
+    assert "Reproduce: `python benchmarks/" in section
 
 
 def test_models_markdown_renders_a_bench_report(report: ModuleType, tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
@@ -13,6 +12,7 @@ import torch
 
 from ganrt.cli import main
 from ganrt.models import Run
+from tests.tolerances import ONNX, assert_close
 
 
 def test_export_cli_dynamic_hw(
@@ -60,7 +60,7 @@ def test_export_cli_dynamic_hw(
         with torch.inference_mode():
             ref = net(x).numpy()
         assert got.shape == (n, 3, h, w)
-        assert np.abs(got - ref).max() <= 1e-4, (n, h, w)
+        assert_close(torch.from_numpy(got), torch.from_numpy(ref), ONNX, f"N, H, W = {n}, {h}, {w}")
 
 
 def test_export_cli_rejects_bad_preferred_batch(

@@ -13,7 +13,7 @@ from onnx import numpy_helper
 
 from ganrt.cli import main
 from ganrt.export import ExportError, ExportResult, ParityError, export, parity
-from ganrt.export.trace import GraphPlan, plan_graph, wrap_module
+from ganrt.export.trace import GraphPlan, plan_graph, select_part
 from ganrt.models import Run
 
 STRICT_FP16 = """\
@@ -27,9 +27,7 @@ def _plan(run: Run) -> GraphPlan:
     return plan_graph(
         run,
         run.net("G"),
-        part="generator",
-        net_name="G",
-        direction="AtoB",
+        part=select_part(run, None, None),
         batch=(1, 1, 8),
         height=None,
         width=None,
@@ -52,19 +50,18 @@ def test_gate_rejects_a_broken_artifact(
 
     run = Run.load(run_dir("dcgan"))
     plan = _plan(run)
-    module = wrap_module(run.net("G"), plan)
     feeds = parity.parity_inputs(plan, 3)
-    reference = parity.run_torch(module, plan, feeds)
+    reference = parity.run(parity.reference_runner(run.net("G"), plan), feeds)
     thresholds = {"max_abs": 1e-4}
     ok = parity.compare(
         reference,
-        parity.run_onnxruntime(good, feeds),
+        parity.run_artifact("onnxruntime", good, feeds),
         thresholds=thresholds,
         image_outputs=plan.image_outputs,
     )
     bad = parity.compare(
         reference,
-        parity.run_onnxruntime(broken, feeds),
+        parity.run_artifact("onnxruntime", broken, feeds),
         thresholds=thresholds,
         image_outputs=plan.image_outputs,
     )

@@ -21,7 +21,8 @@ def test_bundled_recipes_load(family: str) -> None:
     assert recipe.opset >= 18 and recipe.precision == "fp32"
     # The defaults, except CycleGAN's deep ResNet (see export/cyclegan.toml for the measurements).
     fp32 = {"max_abs": 5e-4, "mean_abs": 2e-5} if family == "cyclegan" else {"max_abs": 1e-4}
-    assert recipe.thresholds["fp32"] == fp32 and recipe.thresholds["fp16"] == {"psnr": 40.0}
+    assert recipe.thresholds["fp32"] == fp32
+    assert recipe.thresholds["fp16"] == {"psnr": 40.0, "uint8_mean_abs": 2.0}
     assert recipe.batch[2] == recipe.triton_max_batch
     assert all(p <= recipe.triton_max_batch for p in recipe.triton_preferred_batch)
     assert recipe.part == ("decoder" if family == "vae" else None)

@@ -12,20 +12,18 @@ import pytest
 
 from ganrt.export import ArtifactMetadata, ExportError, export
 from ganrt.export.tensorrt import profile_shapes
-from ganrt.export.trace import plan_graph, select_net
+from ganrt.export.trace import plan_graph, select_part
 from ganrt.export.triton import parse_config
 from ganrt.models import Run
 
 
 def test_profile_shapes_follow_the_ranges(run_dir: Callable[[str], Path]) -> None:
     run = Run.load(run_dir("pix2pix"))
-    part, name = select_net(run, None, "AtoB")
+    part = select_part(run, None, "AtoB")
     plan = plan_graph(
         run,
-        run.net(name),
+        run.net(part.net),
         part=part,
-        net_name=name,
-        direction="AtoB",
         batch=(1, 2, 4),
         height=(32, 64, 96),
         width=None,
@@ -36,9 +34,7 @@ def test_profile_shapes_follow_the_ranges(run_dir: Callable[[str], Path]) -> Non
     plan = plan_graph(
         run,
         run.net("G"),
-        part="generator",
-        net_name="G",
-        direction="AtoB",
+        part=select_part(run, None, None),
         batch=(1, 8, 16),
         height=None,
         width=None,
@@ -49,7 +45,7 @@ def test_profile_shapes_follow_the_ranges(run_dir: Callable[[str], Path]) -> Non
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
 def test_engine_without_tensorrt_is_a_clear_error(run_dir: Callable[[str], Path], tmp_path: Path) -> None:
     out = tmp_path / "model.engine"
-    with pytest.raises(ExportError, match=r"TensorRT is not installed; install it .*pip install tensorrt"):
+    with pytest.raises(ExportError, match=r"TensorRT is not installed: .*pip install tensorrt"):
         export(run_dir("dcgan"), format="engine", output=out, progress=False)
     assert list(tmp_path.iterdir()) == []
 

@@ -1,6 +1,6 @@
-"""Fixtures of the model tests: the independent reference re-implementation and the model tolerances.
+"""Fixtures of the model tests: the independent reference re-implementation.
 
-Imported by name like ``tests.tolerances`` elsewhere in the suite.
+Tolerances come from ``tests.tolerances`` like everywhere else in the suite.
 """
 
 from __future__ import annotations
@@ -9,16 +9,10 @@ from types import ModuleType
 
 import pytest
 
-from tests.models import tolerances, upstream_arch as _upstream_arch
+from tests.models import upstream_arch as _upstream_arch
 
 
 @pytest.fixture(scope="session")
 def upstream_arch() -> ModuleType:
     """tests/models/upstream_arch.py: the reference generators with their exact state_dict layout."""
     return _upstream_arch
-
-
-@pytest.fixture(scope="session")
-def tol() -> ModuleType:
-    """tests/models/tolerances.py: every tolerance the model tests use."""
-    return tolerances

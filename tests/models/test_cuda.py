@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 
 from ganrt.models import build_net
+from tests.tolerances import (
+    FUSED_GRAD_RTOL,
+    FUSED_OUTPUT_ATOL,
+    HALF_ERROR_FACTOR,
+    NETWORK_HALF_ERROR_FLOOR,
+    full_fp32,
+)
 
 SPECS = {
     "unet_64": ({"arch": "unet_64", "ngf": 8, "norm": "batch"}, (2, 3, 128, 128)),
@@ -14,9 +23,16 @@ SPECS = {
 }
 
 
+@pytest.fixture
+def ieee_fp32() -> Iterator[None]:
+    """fp32 convolutions without TF32 (cuDNN's default): the comparisons below are at fp32 tolerances."""
+    with full_fp32():
+        yield
+
+
 @pytest.mark.cuda
 @pytest.mark.parametrize("name", list(SPECS))
-def test_fused_cuda_matches_stock_and_cpu(tol, name):
+def test_fused_cuda_matches_stock_and_cpu(name, ieee_fp32):
     spec, shape = SPECS[name]
     torch.manual_seed(0)
     fused = build_net(spec, fused=True).cuda()
@@ -33,14 +49,14 @@ def test_fused_cuda_matches_stock_and_cpu(tol, name):
         outs.append(y.detach().cpu())
         grads.append(xi.grad.cpu())
     for other in (1, 2):
-        torch.testing.assert_close(outs[0], outs[other], atol=tol.FUSED_OUTPUT_ATOL, rtol=0)
+        torch.testing.assert_close(outs[0], outs[other], atol=FUSED_OUTPUT_ATOL, rtol=0)
         scale = grads[other].abs().max()
-        assert (grads[0] - grads[other]).abs().max() / scale <= tol.FUSED_GRAD_RTOL
+        assert (grads[0] - grads[other]).abs().max() / scale <= FUSED_GRAD_RTOL
 
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
-def test_half_precision_error_is_no_worse_than_stock(tol, dtype):
+def test_half_precision_error_is_no_worse_than_stock(dtype, ieee_fp32):
     """Low-precision fused network vs float32: at most twice the error of the stock network in that dtype."""
     spec, shape = SPECS["resnet_6blocks"]
     torch.manual_seed(0)
@@ -54,4 +70,14 @@ def test_half_precision_error_is_no_worse_than_stock(tol, dtype):
         expected = ref(x)
         err_fused = (fused(x.to(dtype)).float() - expected).abs().max().item()
         err_stock = (stock(x.to(dtype)).float() - expected).abs().max().item()
-    assert err_fused <= tol.HALF_ERROR_FACTOR * err_stock + tol.HALF_ERROR_FLOOR
+    assert err_fused <= HALF_ERROR_FACTOR * err_stock + NETWORK_HALF_ERROR_FLOOR
+
+
+def test_full_fp32_turns_tf32_off_and_restores_the_setting():
+    """Runs without a GPU: the fp32_precision switches are plain settings (and torch raises if this helper ever
+    mixed them with the legacy allow_tf32 flags)."""
+    before = torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision
+    with full_fp32():
+        assert torch.backends.cudnn.conv.fp32_precision == "ieee"
+        assert torch.backends.cuda.matmul.fp32_precision == "ieee"
+    assert (torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision) == before

@@ -17,6 +17,7 @@ from ganrt.models import (
     vae_loss,
     vae_loss_terms,
 )
+from tests.tolerances import FUSED_FLOAT64_ATOL, FUSED_GRAD_RTOL, FUSED_OUTPUT_ATOL, GRAD_FLOOR_FRACTION
 
 
 def test_gan_loss_values():
@@ -70,7 +71,7 @@ def test_gradient_penalty_is_seeded_and_checks_shapes():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
-def test_gradient_penalty_double_backward_fused_matches_stock(tol, dtype):
+def test_gradient_penalty_double_backward_fused_matches_stock(dtype):
     """WGAN-GP differentiates through D's input gradient: the fused norm's backward must be differentiable."""
     torch.manual_seed(0)
     fused = DCGANDiscriminator(channels=1, image_size=16, ndf=4, num_classes=3, fused=True).to(dtype)
@@ -92,11 +93,11 @@ def test_gradient_penalty_double_backward_fused_matches_stock(tol, dtype):
         }
         results.append((gp.detach(), grads))
     (gp_f, grads_f), (gp_s, grads_s) = results
-    atol = tol.FUSED_OUTPUT_ATOL if dtype == torch.float32 else tol.FLOAT64_ATOL
+    atol = FUSED_OUTPUT_ATOL if dtype == torch.float32 else FUSED_FLOAT64_ATOL
     torch.testing.assert_close(gp_f, gp_s, atol=atol, rtol=0)
     assert grads_s["norms.1.weight"].abs().max() > 0  # the norm's parameters get second-order gradients
-    rtol = tol.FUSED_GRAD_RTOL if dtype == torch.float32 else tol.FLOAT64_ATOL
-    floor = tol.GRAD_FLOOR_FRACTION * max(v.abs().max() for v in grads_s.values())
+    rtol = FUSED_GRAD_RTOL if dtype == torch.float32 else FUSED_FLOAT64_ATOL
+    floor = GRAD_FLOOR_FRACTION * max(v.abs().max() for v in grads_s.values())
     for key, gs in grads_s.items():
         err = (grads_f[key] - gs).abs().max() / torch.maximum(gs.abs().max(), floor)
         assert err <= rtol, f"gradient of {key} differs: {err:.2e}"

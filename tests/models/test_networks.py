@@ -20,6 +20,7 @@ from ganrt.models import (
     check_spec,
 )
 from ganrt.nn import InstanceNormAct2d
+from tests.tolerances import FUSED_FLOAT64_ATOL, FUSED_GRAD_RTOL, FUSED_OUTPUT_ATOL, GRAD_FLOOR_FRACTION
 
 # name -> (spec, input maker(batch, generator) -> positional args, extra forward kwargs)
 Inputs = Callable[[int, torch.Generator], tuple]
@@ -101,7 +102,7 @@ def _run(net: nn.Module, args: tuple, kwargs: dict, dtype: torch.dtype):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("direction", ["fused_to_stock", "stock_to_fused"])
 @pytest.mark.parametrize("name", list(NETS))
-def test_fused_matches_stock_layers(tol, name, direction, dtype):
+def test_fused_matches_stock_layers(name, direction, dtype):
     """Same weights -> same outputs and gradients, loading each variant's state_dict into the other."""
     spec, make, kwargs = NETS[name]
     src_fused = direction == "fused_to_stock"
@@ -114,13 +115,13 @@ def test_fused_matches_stock_layers(tol, name, direction, dtype):
     args = make(2, torch.Generator().manual_seed(0))
     out_a, grads_a, in_a = _run(src, args, kwargs, dtype)
     out_b, grads_b, in_b = _run(dst, args, kwargs, dtype)
-    out_atol = tol.FUSED_OUTPUT_ATOL if dtype == torch.float32 else tol.FLOAT64_ATOL
+    out_atol = FUSED_OUTPUT_ATOL if dtype == torch.float32 else FUSED_FLOAT64_ATOL
     for a, b in zip(out_a, out_b):
         torch.testing.assert_close(a, b, atol=out_atol, rtol=0)
-    rtol = tol.FUSED_GRAD_RTOL if dtype == torch.float32 else tol.FLOAT64_ATOL
+    rtol = FUSED_GRAD_RTOL if dtype == torch.float32 else FUSED_FLOAT64_ATOL
     # Biases of convs that feed a per-image norm have an exactly-zero true gradient (rounding noise only), so
     # each tensor's error is measured against its own largest entry or a floor tied to the whole network.
-    floor = tol.GRAD_FLOOR_FRACTION * max(g.abs().max() for g in grads_a.values())
+    floor = GRAD_FLOOR_FRACTION * max(g.abs().max() for g in grads_a.values())
     pairs = [(k, grads_a[k], grads_b[k]) for k in grads_a] + [
         (f"input{i}", a, b) for i, (a, b) in enumerate(zip(in_a, in_b))
     ]

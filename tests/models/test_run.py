@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from ganrt import __version__
+from ganrt.families import family as registry_family
 from ganrt.models import (
-    FAMILY_GENERATOR,
     Run,
     RunError,
     RunNotFoundError,
@@ -75,7 +75,7 @@ def test_round_trip(tmp_path, family):
             for key, value in original.state_dict().items():
                 torch.testing.assert_close(loaded.state_dict()[key], value, atol=0, rtol=0)
     gen = run.generator()
-    assert type(gen) is type(nets[FAMILY_GENERATOR[family]])
+    assert type(gen) is type(nets[registry_family(family).generator])
 
 
 def test_loaded_generator_computes_the_same(tmp_path):

@@ -22,6 +22,7 @@ from ganrt.models import (
     read_upstream_state_dict,
     upstream_run_config,
 )
+from tests.tolerances import UPSTREAM_ATOL
 
 # netG, ngf, image size, norm, dropout
 CASES = [
@@ -78,7 +79,7 @@ PARITY = [
 
 
 @pytest.mark.parametrize(("netG", "ngf", "size", "norm", "dropout", "stats"), PARITY)
-def test_matches_reference(upstream_arch, tol, tmp_path, netG, ngf, size, norm, dropout, stats):
+def test_matches_reference(upstream_arch, tmp_path, netG, ngf, size, norm, dropout, stats):
     ref = _make_reference(upstream_arch, netG, ngf, norm, dropout, size)
     ckpt = tmp_path / "latest_net_G.pth"
     torch.save(ref.state_dict(), ckpt)
@@ -90,16 +91,14 @@ def test_matches_reference(upstream_arch, tol, tmp_path, netG, ngf, size, norm, 
         got = model(x)
     assert got.shape == expected.shape
     assert expected.std() > 0.05, "reference output is flat: the test would not discriminate"
-    torch.testing.assert_close(got, expected, atol=tol.UPSTREAM_ATOL, rtol=0)
+    torch.testing.assert_close(got, expected, atol=UPSTREAM_ATOL, rtol=0)
     if norm == "batch":
         other = _reference_output(ref, x, "batch" if stats == "running" else "running")
-        assert (other - expected).abs().max() > 100 * tol.UPSTREAM_ATOL, (
-            "stats modes must differ for batch norm"
-        )
+        assert (other - expected).abs().max() > 100 * UPSTREAM_ATOL, "stats modes must differ for batch norm"
 
 
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "unfused"])
-def test_batch_of_images_is_normalized_per_image(upstream_arch, tol, tmp_path, fused):
+def test_batch_of_images_is_normalized_per_image(upstream_arch, tmp_path, fused):
     ref = _make_reference(upstream_arch, "unet_128", 8, "batch", False, 128, seed=3)
     ckpt = tmp_path / "g.pth"
     torch.save(ref.state_dict(), ckpt)
@@ -107,10 +106,10 @@ def test_batch_of_images_is_normalized_per_image(upstream_arch, tol, tmp_path, f
     expected = _reference_output(ref, x, "batch")
     model = load_upstream_generator(ckpt, netG="unet_128", ngf=8, fused=fused)
     with torch.no_grad():
-        torch.testing.assert_close(model(x), expected, atol=tol.UPSTREAM_ATOL, rtol=0)
+        torch.testing.assert_close(model(x), expected, atol=UPSTREAM_ATOL, rtol=0)
 
 
-def test_module_prefix_and_grayscale(upstream_arch, tol, tmp_path):
+def test_module_prefix_and_grayscale(upstream_arch, tmp_path):
     """nn.DataParallel checkpoints ("module." keys) and 1-channel in/out are handled."""
     ref = _make_reference(upstream_arch, "resnet_6blocks", 8, "batch", False, 32, in_ch=1, out_ch=1)
     ckpt = tmp_path / "dp.pth"
@@ -119,12 +118,10 @@ def test_module_prefix_and_grayscale(upstream_arch, tol, tmp_path):
     assert (model.in_channels, model.out_channels) == (1, 1)
     x = _images(1, 32, seed=5, channels=1)
     with torch.no_grad():
-        torch.testing.assert_close(
-            model(x), _reference_output(ref, x, "running"), atol=tol.UPSTREAM_ATOL, rtol=0
-        )
+        torch.testing.assert_close(model(x), _reference_output(ref, x, "running"), atol=UPSTREAM_ATOL, rtol=0)
 
 
-def test_stale_instance_norm_stats_are_dropped(upstream_arch, tol, tmp_path):
+def test_stale_instance_norm_stats_are_dropped(upstream_arch, tmp_path):
     ref = _make_reference(upstream_arch, "unet_128", 8, "instance", False, 128)
     state = ref.state_dict()
     stale = 0
@@ -142,7 +139,7 @@ def test_stale_instance_norm_stats_are_dropped(upstream_arch, tol, tmp_path):
         model = load_upstream_generator(ckpt, netG="unet_128", ngf=8, norm="instance", stats=stats)
         with torch.no_grad():
             torch.testing.assert_close(
-                model(x), _reference_output(ref, x, "batch"), atol=tol.UPSTREAM_ATOL, rtol=0
+                model(x), _reference_output(ref, x, "batch"), atol=UPSTREAM_ATOL, rtol=0
             )
 
 
@@ -265,7 +262,7 @@ def test_argument_errors(unet128_batch_ckpt):
 
 
 @pytest.mark.parametrize("stats", ["batch", "running"])
-def test_import_upstream_writes_a_run(upstream_arch, tol, tmp_path, stats):
+def test_import_upstream_writes_a_run(upstream_arch, tmp_path, stats):
     ref = _make_reference(upstream_arch, "unet_128", 8, "batch", True, 128, seed=4)
     ckpt = tmp_path / "latest_net_G.pth"
     torch.save(ref.state_dict(), ckpt)
@@ -282,7 +279,7 @@ def test_import_upstream_writes_a_run(upstream_arch, tol, tmp_path, stats):
     with torch.no_grad():
         for fused in (True, False):
             got = run.generator(fused=fused)(x)
-            torch.testing.assert_close(got, _reference_output(ref, x, stats), atol=tol.UPSTREAM_ATOL, rtol=0)
+            torch.testing.assert_close(got, _reference_output(ref, x, stats), atol=UPSTREAM_ATOL, rtol=0)
     with pytest.raises(FileExistsError, match="force=True"):
         import_upstream(ckpt, out, netG="unet_128", ngf=8)
     import_upstream(ckpt, out, netG="unet_128", ngf=8, force=True)

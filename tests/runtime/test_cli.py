@@ -58,7 +58,20 @@ def test_sample_grid(artifacts, tmp_path, capsys):
 def test_info_json(artifacts, capsys):
     assert main(["info", str(artifacts["vae_decoder_onnx"]), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["family"] == "vae" and info["task"] == "sample" and info["backend"] == "onnxruntime"
+    assert info["family"] == "vae" and info["task"] == "sample"
+    # The default backend is the selection's winner among the backends that read ONNX.
+    assert info["backend"] in ("onnxruntime", "openvino")
+    assert info["selection"]["winner"] == {"backend": info["backend"], "precision": info["precision"]}
+
+
+def test_info_with_a_forced_backend_and_precision(artifacts, capsys):
+    argv = ["info", str(artifacts["pix2pix_onnx"]), "--backend", "openvino", "--precision", "fp32", "--json"]
+    assert main(argv) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["backend"], info["precision"], info["inference_precision"]) == ("openvino", "fp32", "f32")
+    forced = ["info", str(artifacts["pix2pix_onnx"]), "--backend", "onnxruntime", "--precision", "bf16"]
+    assert main(forced) == 2
+    assert "precision='bf16' is not available" in capsys.readouterr().err
 
 
 def test_info_table(artifacts, capsys):
@@ -71,10 +84,10 @@ def test_info_table(artifacts, capsys):
     "argv, match",
     [
         (["info", "missing.onnx"], "no such model file"),
-        (["sample", "{pix2pix_onnx}", "-o", "{tmp}/g.png"], r"sample\(\) needs a sampler"),
+        (["sample", "{pix2pix_onnx}", "-o", "{tmp}/g.png"], r"`ganrt sample` needs a DCGAN/CGAN generator"),
         (["translate", "{cgan_onnx}", "{tmp}", "-o", "{tmp}/out"], "use `ganrt sample`"),
         (["translate", "{pix2pix_onnx}", "{tmp}/nothing.png", "-o", "{tmp}/out"], "no such file or folder"),
-        (["sample", "{cgan_onnx}", "-n", "0", "-o", "{tmp}/g.png"], "-n must be >= 1"),
+        (["sample", "{cgan_onnx}", "-n", "0", "-o", "{tmp}/g.png"], r"-n must be in 1\.\.65536"),
         (["info", "{pix2pix_onnx}", "--backend", "tensorrt"], "cannot run a onnx artifact"),
     ],
     ids=["missing", "translator-sampled", "sampler-translated", "missing-input", "bad-n", "wrong-backend"],

@@ -13,6 +13,7 @@ import torch
 
 import ganrt
 from ganrt.runtime import ArtifactError
+from tests.tolerances import TENSORRT, assert_close, full_fp32
 
 
 def _assert_close_u8(a, b, levels: int = 1) -> None:
@@ -74,6 +75,30 @@ def test_cuda_graphs_per_shape(engines, photo):
 
 
 @pytest.mark.tensorrt
+def test_engine_shapes_a_b_a_replay_their_own_graphs(engines, photo):
+    """Shape A, then B, then A again on one runner: each shape has its own execution context and graph, so
+    replaying A's graph after B's context ran gives A's outputs (compared with a runner without graphs, and
+    with the first call)."""
+    small = np.ascontiguousarray(photo[:32, :32])
+    with (
+        ganrt.load(engines["pix2pix"]) as graphed,
+        ganrt.load(engines["pix2pix"], cuda_graphs=False) as plain,
+    ):
+        a1 = graphed(photo)
+        b = graphed(small)
+        a2 = graphed(photo)
+        b2 = graphed(small)
+        info = graphed.info()
+        assert info["execution_contexts"] == 2
+        if info["cuda_graph_fallback"] is None:
+            assert info["cuda_graphs_captured"] == 2
+        np.testing.assert_array_equal(a2, a1)
+        np.testing.assert_array_equal(b2, b)
+        np.testing.assert_array_equal(a1, plain(photo))
+        np.testing.assert_array_equal(b, plain(small))
+
+
+@pytest.mark.tensorrt
 def test_engine_cuda_tensor_in_cuda_tensor_out(engines, photo):
     with ganrt.load(engines["pix2pix"]) as model:
         x = torch.from_numpy(photo).cuda()
@@ -87,7 +112,8 @@ def test_engine_samples_match_onnxruntime(artifacts, engines):
     with ganrt.load(engines["cgan"]) as trt_model, ganrt.load(artifacts["cgan_onnx"], device="cpu") as ref:
         _assert_close_u8(trt_model.sample(8, seed=3), ref.sample(8, seed=3), levels=2)
         feeds = {"z": np.zeros((2, 8), np.float32), "label": np.array([0, 2], np.int64)}
-        np.testing.assert_allclose(trt_model.infer(feeds)["image"], ref.infer(feeds)["image"], atol=1e-3)
+        got, expected = trt_model.infer(feeds)["image"], ref.infer(feeds)["image"]
+        assert_close(torch.from_numpy(got), torch.from_numpy(expected), TENSORRT, "TensorRT vs ONNX Runtime")
 
 
 @pytest.mark.tensorrt
@@ -119,14 +145,30 @@ def test_onnxruntime_cuda_provider(artifacts, photo):
         ganrt.load(artifacts["pix2pix_onnx"], device="cpu") as cpu,
     ):
         assert gpu.device == "cuda:0" and "CUDA" in gpu.info()["selected"]
+        # The provider that really runs the session, not only one compiled into the wheel.
+        assert gpu.info()["providers"][0] == "CUDAExecutionProvider"
         _assert_close_u8(gpu(photo), cpu(photo))
         y = gpu(torch.from_numpy(photo).cuda())
         assert y.is_cuda
 
 
 @pytest.mark.cuda
+def test_onnxruntime_on_cuda_without_its_provider_is_a_clear_error(artifacts):
+    """The GPU machine's image has the CPU-only onnxruntime: device='cuda' must say what is missing."""
+    import onnxruntime
+
+    from ganrt.errors import BackendUnavailableError
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("onnxruntime-gpu is installed here")
+    with pytest.raises(BackendUnavailableError, match=r"CUDA execution provider: .*pip install onnxruntime-gpu"):
+        ganrt.load(artifacts["pix2pix_onnx"], device="cuda")
+
+
+@pytest.mark.cuda
 def test_torch_backend_on_cuda_samples_like_cpu(artifacts):
     with (
+        full_fp32(),  # TF32 convolutions would be captured into the CUDA graphs compared with the CPU
         ganrt.load(artifacts["cgan_run"], device="cuda") as gpu,
         ganrt.load(artifacts["cgan_run"], device="cpu") as cpu,
     ):

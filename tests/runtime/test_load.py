@@ -14,16 +14,20 @@ import torch
 
 import ganrt
 from ganrt.runtime import ArtifactError, BackendUnavailableError, MetadataError
+from tests.tolerances import ONNX, assert_close
 
 
 def test_onnx_loads_with_ganrt_metadata(artifacts):
-    with ganrt.load(artifacts["pix2pix_onnx"]) as model:
+    with ganrt.load(artifacts["pix2pix_onnx"], backend="onnxruntime") as model:
         info = model.info()
         assert model.backend == "onnxruntime" and model.device == "cpu"
         assert info["family"] == "pix2pix" and info["task"] == "translate"
         assert info["multiple"] == 32 and info["in_channels"] == 3
         assert info["threads"] >= 1 and info["providers"] == ["CPUExecutionProvider"]
+        assert "backend='onnxruntime' requested" in info["selected"]
         assert "CPU execution provider" in info["selected"]
+        assert info["precision"] == info["artifact_precision"] == "fp32"
+        assert "exported with" in info["selection"]["precision_reason"]
         assert info["metadata_source"].startswith("ganrt metadata")
         assert [s.name for s in model.inputs] == ["image"] and [s.name for s in model.outputs] == ["output"]
         assert model.inputs[0].shape == (-1, 3, -1, -1)
@@ -50,19 +54,25 @@ def test_closed_model_refuses_calls(artifacts, photo):
 def test_infer_is_the_raw_graph_call(artifacts):
     x = np.random.default_rng(0).uniform(-1, 1, (2, 3, 32, 64)).astype(np.float32)
     with (
-        ganrt.load(artifacts["pix2pix_onnx"]) as onnx_model,
+        ganrt.load(artifacts["pix2pix_onnx"], precision="fp32") as onnx_model,
         ganrt.load(artifacts["pix2pix_run"]) as torch_model,
     ):
         a = onnx_model.infer({"image": x})["output"]
         b = torch_model.infer({"image": x})["output"]
     assert a.shape == (2, 3, 32, 64) and a.dtype == np.float32
-    np.testing.assert_allclose(a, b, atol=1e-4)
+    assert_close(torch.from_numpy(a), torch.from_numpy(b), ONNX, "ONNX Runtime vs PyTorch")
 
 
 def test_infer_rejects_bad_feeds(artifacts):
     with ganrt.load(artifacts["pix2pix_onnx"]) as model:
-        with pytest.raises(ValueError, match="missing"):
+        with pytest.raises(ValueError, match=r"no input 'x'; the inputs are \['image'\]"):
             model.infer({"x": np.zeros((1, 3, 32, 32), np.float32)})
+        with pytest.raises(ValueError, match="missing input 'image'"):
+            model.infer({})
+        with pytest.raises(ValueError, match="dimension 0 must be >= 1"):
+            model.infer({"image": np.zeros((0, 3, 32, 32), np.float32)})
+        with pytest.raises(ValueError, match="multiples of 32, got 30x32"):
+            model.infer({"image": np.zeros((1, 3, 30, 32), np.float32)})
         with pytest.raises(TypeError, match="must be float32, got float64"):
             model.infer({"image": np.zeros((1, 3, 32, 32))})
         with pytest.raises(ValueError, match="4-D"):
@@ -274,7 +284,7 @@ def test_info_is_json_serialisable(artifacts):
 def test_run_directory_net_selects_a_generator(artifacts):
     with ganrt.load(artifacts["pix2pix_run"], net="G") as model:
         assert model.metadata.task == "translate"
-    with pytest.raises(ArtifactError, match=r"net must be one of the pix2pix generators \('G',\), got 'D'"):
+    with pytest.raises(ArtifactError, match=r"net must be one of the pix2pix inference nets \('G',\), got 'D'"):
         ganrt.load(artifacts["pix2pix_run"], net="D")
     with pytest.raises(TypeError, match="net= selects a network of a run directory"):
         ganrt.load(artifacts["pix2pix_onnx"], net="G")

@@ -44,7 +44,7 @@ def build_sampler(path: Path) -> Path:
     import torch
     from torch import nn
 
-    from ganrt.export.metadata import ArtifactMetadata
+    from ganrt.artifact import ArtifactMetadata
 
     torch.manual_seed(0)
 
@@ -85,7 +85,7 @@ def build_translator(path: Path, *, width: int = 8) -> Path:
     import torch
     from torch import nn
 
-    from ganrt.export.metadata import ArtifactMetadata
+    from ganrt.artifact import ArtifactMetadata
 
     torch.manual_seed(1)
     net = nn.Sequential(
@@ -234,10 +234,14 @@ def slow_translator(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def loaded_models(onnx_models: dict[str, Path]):
-    """The test models loaded in this process with ``ganrt.load``: the reference the server must match."""
+    """The test models loaded in this process with ``ganrt.load``: the reference the server must match.
+
+    ONNX Runtime here and in the shared ``server``: its CPU kernels give bit-identical rows whatever the batch
+    and thread count, so merged batches and the server's split threads can be checked for exact equality
+    (OpenVINO differs in the last bits; the backend selection has its own serve test)."""
     import ganrt
 
-    models = {name: ganrt.load(path) for name, path in onnx_models.items()}
+    models = {name: ganrt.load(path, backend="onnxruntime") for name, path in onnx_models.items()}
     yield models
     for model in models.values():
         model.close()
@@ -261,6 +265,8 @@ def server(onnx_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
             str(256 * 256),
             "--instances",
             "2",
+            "--runtime",
+            "onnxruntime",
         ],
         tmp=tmp_path_factory.mktemp("server"),
     )

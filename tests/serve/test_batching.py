@@ -176,7 +176,7 @@ def test_instances_run_batches_concurrently(onnx_models):
 
     import ganrt
 
-    instances = [ganrt.load(onnx_models["dcgan"], threads=1) for _ in range(2)]
+    instances = [ganrt.load(onnx_models["dcgan"], threads=1, backend="onnxruntime") for _ in range(2)]
     used: list[int] = []
     active = [0]
     peak = [0]

@@ -196,10 +196,10 @@ BAD_INFER = [
         "dcgan",
         [{**Z_OK, "shape": [1, 15], "data": [0.0] * 15}],
         400,
-        "must have shape \\[-1, 16\\]",
+        "must have shape \\(-1, 16\\)",
     ),
     ("wrong-rank", "dcgan", [{**Z_OK, "shape": [16], "data": [0.0] * 16}], 400, "must be 2-D"),
-    ("wrong-datatype", "dcgan", [{**Z_OK, "datatype": "FP64"}], 400, "must have datatype FP32, got FP64"),
+    ("wrong-datatype", "dcgan", [{**Z_OK, "datatype": "FP64"}], 400, "must be float32, got float64"),
     ("bytes-datatype", "dcgan", [{**Z_OK, "datatype": "BYTES"}], 400, "BYTES .* not supported"),
     (
         "count-mismatch",
@@ -209,7 +209,7 @@ BAD_INFER = [
         "has 15 elements but shape \\[1, 16\\] needs 16",
     ),
     ("strings", "dcgan", [{**Z_OK, "data": ["a"] * 16}], 400, "do not fit datatype"),
-    ("unknown-input", "dcgan", [{**Z_OK, "name": "x"}], 400, "has no input 'x'"),
+    ("unknown-input", "dcgan", [{**Z_OK, "name": "x"}], 400, "no input 'x'; the inputs are \\['z'\\]"),
     (
         "not-multiple",
         "pix2pix",
@@ -421,7 +421,8 @@ def test_sigterm_drains_in_flight_requests(start_server, slow_translator, helper
     for t in threads:
         t.join(timeout=60)
     assert status == 0, srv.log()
-    assert all(o in (200, "refused") for o in outcomes), outcomes
+    # arrived after SIGTERM: 503 + Retry-After while draining, or refused once the listener closed
+    assert all(o in (200, 503, "refused") for o in outcomes), outcomes
     assert outcomes.count(200) >= in_flight, "a request in flight at SIGTERM was not answered"
 
 

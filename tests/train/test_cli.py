@@ -18,6 +18,7 @@ from PIL import Image
 from ganrt.cli import main
 from ganrt.models import Run
 from tests.models import upstream_arch
+from tests.tolerances import UPSTREAM_ATOL
 
 TINY_DCGAN = ["dcgan", "--data", "builtin:digits", "--image-size", "16", "--ngf", "8", "--ndf", "8",
               "--latent-dim", "8", "--batch-size", "4", "--no-progress"]
@@ -163,7 +164,7 @@ def test_import_upstream_cli_produces_a_run(tmp_path: Path, capsys: pytest.Captu
     run = Run.load(out)
     assert run.family == "cyclegan"
     with torch.no_grad():
-        torch.testing.assert_close(run.generator()(x), ref.eval()(x), atol=1e-4, rtol=0)
+        torch.testing.assert_close(run.generator()(x), ref.eval()(x), atol=UPSTREAM_ATOL, rtol=0)
     assert main(["import-upstream", str(ckpt), "--netG", "resnet_6blocks", "--ngf", "8", "-o", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(["import-upstream", str(ckpt), "--netG", "resnet_6blocks", "--ngf", "16", "-o", str(out),

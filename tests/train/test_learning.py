@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from ganrt.data import fixed_batch, open_dataset
-from ganrt.models import FAMILY_NETS, Run, build_net, vae_loss_terms
+from ganrt.families import family
+from ganrt.models import Run, build_net, vae_loss_terms
 from ganrt.train import train
 
 
@@ -24,7 +25,7 @@ def _initial(run: Path, name: str, seed: int = 0) -> torch.nn.Module:
     """The untrained net: training seeds torch with ``seed``, then builds the family's nets in their order."""
     loaded = Run.load(run)
     torch.manual_seed(seed)
-    nets = {n: build_net(loaded.nets[n]) for n in FAMILY_NETS[loaded.family]}
+    nets = {n: build_net(loaded.nets[n]) for n in family(loaded.family).nets}
     return nets[name].eval()
 
 
