@@ -17,9 +17,10 @@ precision, layout):
   on CPU), stock ops / fused norm;
 * ``bf16_fused_nchw``: bf16 fused without channels_last, to see what NHWC brings in bf16.
 
-All variants start from identical weights and see the same batches; the measurement interleaves them (each
-round times a block of steps of every variant, the order rotating between rounds) so drift of a shared
-machine hits all alike. Data loading is not timed.
+All variants start from identical weights and see the same batches; the measurement interleaves them
+(``ganrt.bench.interleaved``: each round times ``--steps-per-round`` steps of every variant, the order rotating
+between rounds) so drift of a shared machine hits all alike. Data loading is not timed. The JSON records the
+command line and the 1-minute load average before and after.
 
 Writes benchmarks/results/train_cpu.json and prints the markdown table (``markdown(data)``, also used by
 benchmarks/report.py for README).
@@ -33,11 +34,14 @@ jobs it measures the work of each variant rather than the scheduler.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
+import shlex
 import statistics
-import tempfile
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +51,12 @@ from rich.progress import Progress
 
 import ganrt
 from ganrt.bench.machine import cpu_model
+from ganrt.bench.timing import interleaved
 from ganrt.data import open_dataset, training_batch
 from ganrt.train.families import FAMILY_CLASSES, Family
 from ganrt.train.options import DATA_KIND, resolve
 from ganrt.train.precision import Precision, device_support
+from ganrt.utils import atomic_write
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_cpu.json"
 COMMAND = "python benchmarks/train.py"
@@ -94,16 +100,16 @@ def _build(family: str, options: dict[str, Any], variant: str) -> Family:
                                  precision=Precision(precision, dev, channels_last=channels_last))
 
 
-def _run_block(model: Family, batches: list[dict[str, torch.Tensor]], first: int, n: int, clock: Any) -> list[float]:
-    times = []
-    for k in range(first, first + n):
-        batch = batches[k % len(batches)]
+def _stepper(model: Family, batches: list[dict[str, torch.Tensor]]) -> Callable[[], None]:
+    """One training step per call on the next batch; every variant walks the same batches with the same seeds."""
+    calls = itertools.count()
+
+    def step() -> None:
+        k = next(calls)
         torch.manual_seed(k)
-        rng = np.random.default_rng(k)
-        t0 = clock()
-        model.train_step(batch, rng)
-        times.append(clock() - t0)
-    return times
+        model.train_step(batches[k % len(batches)], np.random.default_rng(k))
+
+    return step
 
 
 def _summary(xs: list[float]) -> dict[str, Any]:
@@ -123,18 +129,12 @@ def bench_config(name: str, family: str, overrides: dict[str, Any], args: argpar
     names = list(VARIANTS)
     models = {v: _build(family, options, v) for v in names}
     clock = time.thread_time if args.clock == "cpu" else time.perf_counter
-    samples: dict[str, list[float]] = {v: [] for v in names}
-    task = progress.add_task(name, total=len(names) * n_batches)
-    for v in names:
-        _run_block(models[v], batches, 0, args.warmup, clock)
-        progress.advance(task, args.warmup)
-    step = args.warmup
-    for r in range(args.rounds):
-        # Rotate the order so no variant always runs first (or right after the most expensive one).
-        for v in names[r % len(names):] + names[: r % len(names)]:
-            samples[v] += _run_block(models[v], batches, step, args.steps_per_round, clock)
-            progress.advance(task, args.steps_per_round)
-        step += args.steps_per_round
+    task = progress.add_task(name, total=args.rounds)
+    # Each sample is the mean of steps_per_round consecutive steps of one variant; the order of the variants
+    # rotates every round (ganrt.bench.interleaved).
+    samples = interleaved({v: _stepper(models[v], batches) for v in names}, rounds=args.rounds, warmup=args.warmup,
+                          repeat={v: args.steps_per_round for v in names}, clock=clock,
+                          on_round=lambda _: progress.advance(task))
     variants = {v: {"fused": VARIANTS[v][0], "precision": VARIANTS[v][1], "channels_last": VARIANTS[v][2],
                     **_summary(samples[v])} for v in names}
     ratios = {k: variants[slow]["median_ms"] / variants[fast]["median_ms"] for k, (slow, fast) in RATIOS.items()}
@@ -152,8 +152,8 @@ def markdown(data: dict[str, Any]) -> str:
     """README table: median ms per full training step per variant, and the ratios side by side."""
     intro = (
         f"Full training steps (G and D forward, losses, backward, Adam) on {data['cpu']} ({data['bf16']}), "
-        f"{data['threads']} threads, batch 1, {data['clock']} clock, median of "
-        f"{data['rounds'] * data['steps_per_round']} interleaved steps per variant; torch {data['torch']}; load "
+        f"{data['threads']} threads, batch 1, {data['clock']} clock, median of {data['rounds']} interleaved "
+        f"rounds of {data['steps_per_round']} steps per variant; torch {data['torch']}; load "
         f"average {data['load_average_1m']['before']:.1f} -> {data['load_average_1m']['after']:.1f}. "
         f"stock = plain PyTorch (stock ops, default Adam), fused = ganrt's norm kernels + single-kernel Adam "
         f"(`--fused`); bf16 = autocast with fp32 master weights; cl = channels_last. "
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     report = {
         "benchmark": "train_step_precision",
-        "command": COMMAND,
+        "command": " ".join([COMMAND, *map(shlex.quote, sys.argv[1:] if argv is None else argv)]),
         "device": "cpu",
         "cpu": cpu_model(),
         "bf16": support.detail,
@@ -224,12 +224,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "load_average_1m": {"before": load_before[0], "after": os.getloadavg()[0]},
         "results": results,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=args.output.parent, prefix=f".{args.output.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(report, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, args.output)
+    atomic_write(args.output, json.dumps(report, indent=2) + "\n")
     print(markdown(report))
     print(f"\nwrote {args.output}")
     return report

@@ -111,7 +111,7 @@ def test_broken_renderer_falls_back_to_generic_table(report: ModuleType, tmp_pat
     assert "generic table: KeyError" in serve and "| qps |" in serve and "| 12.5 |" in serve
 
 
-@pytest.mark.parametrize("name", ["runtime", "serve", "models", "ops"])
+@pytest.mark.parametrize("name", ["runtime", "serve", "models", "ops", "train"])
 def test_committed_results_render_with_their_scripts_table(report: ModuleType, name: str) -> None:
     # The JSON committed under benchmarks/results is what README shows: each file must render with the
     # table of the script that wrote it, never fall back to the generic one.
