@@ -67,6 +67,16 @@ def core() -> Any:
     return import_openvino().Core()
 
 
+@functools.cache
+def _onnx_frontend() -> Any:
+    """OpenVINO's ONNX frontend: asked first whether a file is ONNX at all, so that ``compile_model`` never
+    offers a non-ONNX file to its other frontends (the TensorFlow one prints parse errors on stderr)."""
+    import_openvino()
+    from openvino.frontend import FrontEndManager
+
+    return FrontEndManager().load_by_framework("onnx")
+
+
 def native_bf16() -> tuple[bool, str]:
     """Whether this CPU computes bf16 natively, and the instruction set that does it or why not.
 
@@ -175,6 +185,11 @@ class OpenVinoRunner(Runner):
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             self.cache_removed = _drop_damaged_blobs(self.cache_dir)
             config["CACHE_DIR"] = str(self.cache_dir)
+        if not _onnx_frontend().supported(str(path)):  # reads the first bytes only
+            raise ArtifactError(
+                f"{path}: OpenVINO's ONNX frontend does not recognise this file as an ONNX model "
+                f"(corrupt, or not ONNX?)"
+            )
         try:
             # From the path, not a read model: with a cache hit OpenVINO then never parses the ONNX graph.
             self.compiled = core().compile_model(str(path), "CPU", config)

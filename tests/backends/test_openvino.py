@@ -228,7 +228,16 @@ def inverse_onnx(path: Path) -> Path:
     return path
 
 
-def test_unreadable_artifacts_name_the_problem(family_artifacts: Artifacts, tmp_path: Path) -> None:
+def test_unreadable_artifacts_name_the_problem(
+    family_artifacts: Artifacts, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"user: not a protobuf at all\n" * 40)
+    capfd.readouterr()
+    with pytest.raises(ArtifactError, match=r"garbage.onnx: OpenVINO's ONNX frontend does not recognise"):
+        OpenVinoRunner.load(garbage)
+    # Only the ONNX frontend saw it: no other frontend's parse errors on the process's stderr.
+    assert capfd.readouterr().err == ""
     truncated = tmp_path / "truncated.onnx"
     truncated.write_bytes(family_artifacts("pix2pix")[1].read_bytes()[:5000])
     with pytest.raises(ArtifactError, match=r"truncated.onnx: OpenVINO cannot read or compile this model"):
