@@ -31,7 +31,7 @@ def _initial(run: Path, name: str, seed: int = 0) -> torch.nn.Module:
 
 @pytest.mark.slow
 def test_pix2pix_held_out_l1_falls(tmp_path: Path, precision: str) -> None:
-    # About a minute of 1-thread CPU training. Options for a short run, not the reference defaults: no
+    # One to two minutes of 1-thread CPU training. Options for a short run, not the reference defaults: no
     # per-image norm (it would wipe out each image's overall colour and tone, which is most of what the edge
     # texture tells) and L1 ahead of the adversarial term (which mostly adds texture, not lower L1).
     # The held-out L1 is decided photo by photo (the printed page or the deep sky come out right or wrong as a
