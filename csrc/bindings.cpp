@@ -42,19 +42,29 @@ struct Checker {
     fail("device must be 'cpu' or 'cuda', got '" + d + "'");
   }
 
-  // A floating dtype the kernels of `dev` implement: float32/float64 on CPU, float32/float16/bfloat16 on CUDA.
-  DType float_dtype(const char* name, int code, Device dev) const {
+  // A floating dtype the kernels of `dev` implement: float32/float64 on CPU (plus bfloat16 where the CPU
+  // kernel has it, `cpu_bf16`), float32/float16/bfloat16 on CUDA.
+  DType float_dtype(const char* name, int code, Device dev, bool cpu_bf16 = false) const {
     if (code < 0 || code > 4)
       fail(std::string(name) + " must be a dtype code (0 float32, 1 float64, 2 float16, 3 bfloat16, 4 uint8), got " +
            std::to_string(code));
     const DType d = static_cast<DType>(code);
-    const bool ok = dev == Device::CPU ? (d == DType::Float32 || d == DType::Float64)
-                                       : (d == DType::Float32 || d == DType::Float16 || d == DType::BFloat16);
+    const bool ok = dev == Device::CPU
+                        ? (d == DType::Float32 || d == DType::Float64 || (cpu_bf16 && d == DType::BFloat16))
+                        : (d == DType::Float32 || d == DType::Float16 || d == DType::BFloat16);
     if (!ok)
-      fail(std::string(name) + " must be " + (dev == Device::CPU ? "float32 or float64 on cpu" :
-                                                                   "float32, float16 or bfloat16 on cuda") +
+      fail(std::string(name) + " must be " +
+           (dev == Device::CUDA ? "float32, float16 or bfloat16 on cuda"
+                                : (cpu_bf16 ? "float32, float64 or bfloat16 on cpu" : "float32 or float64 on cpu")) +
            ", got " + ganrt::dtype_name(d) + " (code " + std::to_string(code) + ")");
     return d;
+  }
+
+  // The NHWC variant exists on CPU only; CUDA callers pass NCHW.
+  bool layout(bool channels_last, Device dev) const {
+    if (channels_last && dev == Device::CUDA)
+      fail("channels_last must be false on cuda (the CUDA kernels take contiguous (N, C, H, W)), got true");
+    return channels_last;
   }
 
   Activation activation(int code) const {
@@ -136,13 +146,14 @@ struct Checker {
 void instance_norm_act_forward(const std::string& device, int dtype, uintptr_t x, uintptr_t weight, uintptr_t bias,
                                uintptr_t residual, uintptr_t y, uintptr_t mean, uintptr_t rstd, int64_t n,
                                int64_t c, int64_t plane_size, double eps, double negative_slope, int activation,
-                               [[maybe_unused]] uintptr_t stream, int num_threads, uintptr_t workspace,
-                               int64_t workspace_bytes) {
+                               bool channels_last, [[maybe_unused]] uintptr_t stream, int num_threads,
+                               uintptr_t workspace, int64_t workspace_bytes) {
   const Checker ck{"instance_norm_act_forward"};
   const Device dev = ck.device(device);
   ganrt::InstanceNormActParams p;
-  const DType dt = ck.float_dtype("dtype", dtype, dev);
+  const DType dt = ck.float_dtype("dtype", dtype, dev, /*cpu_bf16=*/true);
   p.act = ck.activation(activation);
+  p.channels_last = ck.layout(channels_last, dev);
   p.x = ck.required("x", x);
   p.y = ck.required_out("y", y);
   p.mean = ck.required_out("mean", mean);
@@ -173,13 +184,14 @@ void instance_norm_act_backward(const std::string& device, int dtype, uintptr_t 
                                 uintptr_t weight, uintptr_t mean, uintptr_t rstd, uintptr_t grad_x,
                                 uintptr_t grad_residual, uintptr_t sum_dy, uintptr_t sum_dy_xhat, int64_t n,
                                 int64_t c, int64_t plane_size, double negative_slope, int activation,
-                                [[maybe_unused]] uintptr_t stream, int num_threads, uintptr_t workspace,
-                                int64_t workspace_bytes) {
+                                bool channels_last, [[maybe_unused]] uintptr_t stream, int num_threads,
+                                uintptr_t workspace, int64_t workspace_bytes) {
   const Checker ck{"instance_norm_act_backward"};
   const Device dev = ck.device(device);
   ganrt::InstanceNormActBackwardParams p;
-  const DType dt = ck.float_dtype("dtype", dtype, dev);
+  const DType dt = ck.float_dtype("dtype", dtype, dev, /*cpu_bf16=*/true);
   p.act = ck.activation(activation);
+  p.channels_last = ck.layout(channels_last, dev);
   p.grad_y = ck.required("grad_y", grad_y);
   p.x = ck.required("x", x);
   p.y = ck.required("y", y);
@@ -393,13 +405,14 @@ PYBIND11_MODULE(_C, m) {
   m.def("instance_norm_act_forward", &instance_norm_act_forward, py::arg("device"), py::arg("dtype"), py::arg("x"),
         py::arg("weight"), py::arg("bias"), py::arg("residual"), py::arg("y"), py::arg("mean"), py::arg("rstd"),
         py::arg("n"), py::arg("c"), py::arg("plane_size"), py::arg("eps"), py::arg("negative_slope"),
-        py::arg("activation"), py::arg("stream") = 0, py::arg("num_threads") = 1, py::arg("workspace") = 0,
-        py::arg("workspace_bytes") = 0);
+        py::arg("activation"), py::arg("channels_last") = false, py::arg("stream") = 0, py::arg("num_threads") = 1,
+        py::arg("workspace") = 0, py::arg("workspace_bytes") = 0);
   m.def("instance_norm_act_backward", &instance_norm_act_backward, py::arg("device"), py::arg("dtype"),
         py::arg("grad_y"), py::arg("x"), py::arg("y"), py::arg("weight"), py::arg("mean"), py::arg("rstd"),
         py::arg("grad_x"), py::arg("grad_residual"), py::arg("sum_dy"), py::arg("sum_dy_xhat"), py::arg("n"),
         py::arg("c"), py::arg("plane_size"), py::arg("negative_slope"), py::arg("activation"),
-        py::arg("stream") = 0, py::arg("num_threads") = 1, py::arg("workspace") = 0, py::arg("workspace_bytes") = 0);
+        py::arg("channels_last") = false, py::arg("stream") = 0, py::arg("num_threads") = 1, py::arg("workspace") = 0,
+        py::arg("workspace_bytes") = 0);
   m.def("instance_norm_act_workspace", &instance_norm_act_workspace, py::arg("device"), py::arg("n"), py::arg("c"),
         py::arg("plane_size"), py::arg("backward") = false);
   m.def("standard_normal", &standard_normal, py::arg("device"), py::arg("dtype"), py::arg("out"), py::arg("numel"),

@@ -19,8 +19,11 @@ struct Error : std::runtime_error {
 };
 
 // y = act(weight[c] * (x - mean) * rstd + bias[c] + residual), one (n, c) plane at a time.
-// x, residual, y: contiguous (N, C, H, W) of `dtype`; weight, bias: (C,) of `dtype` or null;
-// residual may be null. mean, rstd: (N*C,) accumulator type (double for Float64, float otherwise), written.
+// x, residual, y: contiguous (N, C, H, W) of `dtype`, or contiguous (N, H, W, C) (PyTorch's channels_last)
+// when `channels_last`; weight, bias: (C,) of `dtype` or null; residual may be null. mean, rstd: (N*C,)
+// accumulator type (double for Float64, float otherwise), written. dtype: float32, float64 or bfloat16 on CPU
+// (bf16 is loaded into float; statistics and arithmetic never run in bf16), float32, float16 or bfloat16 on
+// CUDA (NCHW only).
 struct InstanceNormActParams {
   const void* x = nullptr;
   const void* weight = nullptr;
@@ -35,7 +38,8 @@ struct InstanceNormActParams {
   double eps = 1e-5;
   double negative_slope = 0.2;
   Activation act = Activation::LeakyReLU;
-  int num_threads = 1;  // CPU only
+  bool channels_last = false;  // CPU only
+  int num_threads = 1;         // CPU only
   // CUDA only: device scratch for the split path (planes larger than one block holds), at least
   // instance_norm_act_forward_workspace_cuda(n, c, plane_size) bytes, 8-byte aligned, ordered on the launch's
   // stream like the tensors. The caller allocates it (torch's caching allocator; a TensorRT plugin's
@@ -44,7 +48,8 @@ struct InstanceNormActParams {
   size_t workspace_bytes = 0;
 };
 
-// Backward from the saved output y (the activation mask is y > 0, valid because negative_slope >= 0):
+// Backward from the saved output y, in the layout and dtype of the forward pass (the activation mask is y > 0,
+// valid because negative_slope >= 0):
 //   g = grad_y * act'(y);  grad_residual = g (if requested);
 //   sum_dy[p] = sum(g), sum_dy_xhat[p] = sum(g * xhat) per plane (accumulator type, (N*C,));
 //   grad_x = weight[c] * rstd * (g - sum_dy/M - xhat * sum_dy_xhat/M).
@@ -63,6 +68,7 @@ struct InstanceNormActBackwardParams {
   int64_t n = 0, c = 0, plane_size = 0;
   double negative_slope = 0.2;
   Activation act = Activation::LeakyReLU;
+  bool channels_last = false;  // all of grad_y, x, y, grad_x, grad_residual in (N, H, W, C); CPU only
   int num_threads = 1;
   // CUDA only: split-path scratch as in the forward, instance_norm_act_backward_workspace_cuda() bytes.
   void* workspace = nullptr;

@@ -7,7 +7,8 @@ validated here once (null pointers, sizes, codes); tensor-level checks live in `
 while kernels run.
 
 dtype codes: 0 float32, 1 float64, 2 float16, 3 bfloat16, 4 uint8. CPU kernels take float32 and float64
-(images included); CUDA kernels take float32, float16 and bfloat16.
+(images included), the instance-norm kernels also bfloat16; CUDA kernels take float32, float16 and bfloat16.
+``channels_last`` (instance norm): the tensors are contiguous (N, H, W, C) instead of (N, C, H, W); CPU only.
 activation codes: 0 none, 1 relu, 2 leaky_relu.
 
 Invalid arguments raise ValueError (TypeError for a seed/offset that is not an int); ``device="cuda"`` in a
@@ -33,7 +34,8 @@ def cuda_device_count() -> int:
 def instance_norm_act_forward(
     device: str, dtype: int, x: int, weight: int, bias: int, residual: int, y: int, mean: int, rstd: int,
     n: int, c: int, plane_size: int, eps: float, negative_slope: float, activation: int,
-    stream: int = 0, num_threads: int = 1, workspace: int = 0, workspace_bytes: int = 0,
+    channels_last: bool = False, stream: int = 0, num_threads: int = 1, workspace: int = 0,
+    workspace_bytes: int = 0,
 ) -> None:
     """``workspace``: device scratch of ``workspace_bytes`` bytes for the CUDA split path, at least
     :func:`instance_norm_act_workspace` bytes (allocated by the caller; ignored on CPU)."""
@@ -41,7 +43,8 @@ def instance_norm_act_backward(
     device: str, dtype: int, grad_y: int, x: int, y: int, weight: int, mean: int, rstd: int,
     grad_x: int, grad_residual: int, sum_dy: int, sum_dy_xhat: int,
     n: int, c: int, plane_size: int, negative_slope: float, activation: int,
-    stream: int = 0, num_threads: int = 1, workspace: int = 0, workspace_bytes: int = 0,
+    channels_last: bool = False, stream: int = 0, num_threads: int = 1, workspace: int = 0,
+    workspace_bytes: int = 0,
 ) -> None: ...
 def instance_norm_act_workspace(device: str, n: int, c: int, plane_size: int, backward: bool = False) -> int:
     """Workspace bytes the forward (or backward) kernel needs on ``device`` for these sizes: 0 on CPU and for

@@ -1,5 +1,6 @@
-"""Central skipping of hardware-bound tests (nothing touches CUDA at import or collection time), ganrt's cache
-folder for the session, and exports of every family shared by the backend and runtime tests."""
+"""Central skipping of hardware-bound tests (CUDA, TensorRT, a CPU with native bf16; nothing touches CUDA at
+import or collection time), ganrt's cache folder for the session, and exports of every family shared by the
+backend and runtime tests."""
 
 from __future__ import annotations
 
@@ -46,6 +47,18 @@ def _tensorrt_reason() -> str | None:
     return None
 
 
+@functools.cache
+def _bf16_reason() -> str | None:
+    import torch
+
+    from ganrt.train.precision import device_support
+
+    support = device_support(torch.device("cpu"))
+    if support.bf16:
+        return None
+    return f"this CPU has {support.detail}: bf16 training needs AMX-BF16 or AVX512_BF16"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _ganrt_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """ganrt's cache root (OpenVINO's compiled models, backend selection records) in a temporary folder for
@@ -87,6 +100,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         reason = _tensorrt_reason()
     elif item.get_closest_marker("cuda"):
         reason = _cuda_reason()
+    elif item.get_closest_marker("bf16"):
+        reason = _bf16_reason()
     else:
         return
     if reason:

@@ -12,7 +12,7 @@ import torch
 
 from ganrt import _C
 
-F32, F64, F16, U8 = 0, 1, 2, 4  # dtype codes of the _C contract
+F32, F64, F16, BF16, U8 = 0, 1, 2, 3, 4  # dtype codes of the _C contract
 NONE, LEAKY = 0, 2  # activation codes
 
 
@@ -55,8 +55,8 @@ class _Norm:
 _FORWARD_REJECTS = [
     ({"device": "xpu"}, r"device must be 'cpu' or 'cuda', got 'xpu'"),
     ({"dtype": 7}, r"dtype must be a dtype code .* got 7"),
-    ({"dtype": F16}, r"dtype must be float32 or float64 on cpu, got float16"),
-    ({"dtype": U8}, r"dtype must be float32 or float64 on cpu, got uint8"),
+    ({"dtype": F16}, r"dtype must be float32, float64 or bfloat16 on cpu, got float16"),
+    ({"dtype": U8}, r"dtype must be float32, float64 or bfloat16 on cpu, got uint8"),
     ({"activation": 3}, r"activation must be an activation code .* got 3"),
     ({"x": 0}, r"instance_norm_act_forward: x must be a non-null address .* got 0"),
     ({"y": 0}, r"y must be a non-null address"),
@@ -120,6 +120,9 @@ def test_sampling_rejects_bad_seed_offset_and_sizes() -> None:
         _C.standard_normal("cpu", F32, p, 8, 0, 2**64 - 4)
     with pytest.raises(ValueError, match=r"numel must be > 0, got 0"):
         _C.standard_normal("cpu", F32, p, 0, 0, 0)
+    # bfloat16 on CPU is an instance-norm kernel only.
+    with pytest.raises(ValueError, match=r"standard_normal: dtype must be float32 or float64 on cpu, got bf"):
+        _C.standard_normal("cpu", BF16, p, 8, 0, 0)
     with pytest.raises(ValueError, match=r"reparameterize_forward: logvar must be a non-null address"):
         _C.reparameterize_forward("cpu", F32, p, 0, p, 0, 8, 0, 0)
     with pytest.raises(ValueError, match=r"reparameterize_backward: grad_logvar must be a non-null address"):
@@ -159,6 +162,8 @@ def test_cuda_device_errors_without_touching_memory() -> None:
     # Dtype rules are checked before anything reaches the GPU.
     with pytest.raises(ValueError, match=r"dtype must be float32, float16 or bfloat16 on cuda, got float64"):
         _C.instance_norm_act_forward(**buf.kwargs(device="cuda", dtype=F64))
+    with pytest.raises(ValueError, match=r"channels_last must be false on cuda .* got true"):
+        _C.instance_norm_act_forward(**buf.kwargs(device="cuda", channels_last=True))
     if _C.cuda_device_count() > 0:
         return  # launching on CPU addresses would fault on a real device
     # Compiled in but no device: the launch fails and is reported, never a crash.

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "../ops.h"
+#include "bfloat16.h"
 
 namespace ganrt {
 
@@ -50,6 +51,17 @@ decltype(auto) dispatch_cpu_float(DType d, const char* op, F&& f) {
     case DType::Float32: return f(TypeTag<float>{});
     case DType::Float64: return f(TypeTag<double>{});
     default: throw_unsupported_dtype(op, d, "float32, float64");
+  }
+}
+
+// float32 / float64 as above, bfloat16 -> f(TypeTag<BFloat16>): kernels that store bf16 and compute in float.
+template <typename F>
+decltype(auto) dispatch_cpu_float_bf16(DType d, const char* op, F&& f) {
+  switch (d) {
+    case DType::Float32: return f(TypeTag<float>{});
+    case DType::Float64: return f(TypeTag<double>{});
+    case DType::BFloat16: return f(TypeTag<BFloat16>{});
+    default: throw_unsupported_dtype(op, d, "float32, float64, bfloat16");
   }
 }
 

@@ -111,7 +111,13 @@ class VAE(nn.Module):
     def reparameterize(
         self, mu: torch.Tensor, logvar: torch.Tensor, *, seed: int, offset: int = 0
     ) -> torch.Tensor:
-        """z = mu + exp(logvar / 2) * eps, eps ~ N(0, 1) from Philox(seed) at element ``offset + i``."""
+        """z = mu + exp(logvar / 2) * eps, eps ~ N(0, 1) from Philox(seed) at element ``offset + i``.
+
+        fp16/bf16 mu and logvar (mixed precision) are sampled in fp32, as ``ops.reparameterize`` does under
+        autocast, on both paths.
+        """
+        if mu.dtype in (torch.float16, torch.bfloat16):
+            mu, logvar = mu.float(), logvar.float()
         if self.fused:
             return ops.reparameterize(mu, logvar, seed=seed, offset=offset)
         eps = ops.standard_normal(tuple(mu.shape), seed=seed, offset=offset, dtype=mu.dtype, device=mu.device)

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganrt.ops._common import FLOAT_DTYPES, check_activation, check_finite_positive
+from ganrt.ops._common import check_activation, check_finite_positive
+from ganrt.ops.norm import NORM_DTYPES
 
 __all__ = ["InstanceNormAct2d"]
 
@@ -21,9 +22,9 @@ class InstanceNormAct2d(nn.Module):
     instance norm).
 
     ``fused=True`` runs ``ganrt.ops.instance_norm_act`` where ganrt has a kernel for the input (CPU float32/
-    float64; CUDA float32/float16/bfloat16 when the CUDA kernels were built) and the stock PyTorch ops
-    otherwise; ``fused=False`` always runs the stock ops (``F.instance_norm`` + activation), which also export
-    to ONNX without a translation table.
+    float64/bfloat16, any layout; CUDA float32/float16/bfloat16 when the CUDA kernels were built) and the
+    stock PyTorch ops otherwise; ``fused=False`` always runs the stock ops (``F.instance_norm`` + activation),
+    which also export to ONNX without a translation table.
 
     Shapes: x, residual (N, C, H, W) -> (N, C, H, W).
     """
@@ -57,7 +58,7 @@ class InstanceNormAct2d(nn.Module):
 
     def _has_kernel(self, x: Tensor) -> bool:
         kind = x.device.type
-        if kind not in FLOAT_DTYPES or x.dtype not in FLOAT_DTYPES[kind]:
+        if kind not in NORM_DTYPES or x.dtype not in NORM_DTYPES[kind]:
             return False
         if kind == "cuda":
             from ganrt import _C

@@ -8,6 +8,11 @@ the Pix2Pix U-Net (batch norm at batch size 1 equals affine instance norm), the 
 Registered as ``ganrt::instance_norm_act`` (returns ``y, mean, rstd``; the statistics are kept for the
 backward pass) and ``ganrt::instance_norm_act_backward``. The backward pass reads the activation mask from the
 saved output ``y`` (``y > 0``), which is why ``negative_slope`` must be >= 0.
+
+Mixed precision: under ``torch.autocast`` the op runs in the autocast dtype (bf16 on CPU, fp16/bf16 on CUDA)
+rather than being left to whatever dtype arrives; its statistics stay fp32 either way. On CPU a channels_last
+tensor is normalized in its own layout (no transposing copies), which is what oneDNN's convolutions around it
+produce and want.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from torch import Tensor
 from ganrt.ops._common import (
     ACTIVATION_CODES,
     DTYPE_CODES,
+    FLOAT_DTYPES,
     check_activation,
     check_finite_positive,
     check_float,
@@ -33,6 +39,13 @@ from ganrt.ops._common import (
 )
 
 __all__ = ["instance_norm_act", "instance_norm_act_ref"]
+
+
+# The dtypes of the instance-norm kernels: the CPU kernel also stores bfloat16 (computing in float).
+NORM_DTYPES: dict[str, tuple[torch.dtype, ...]] = {
+    "cpu": (*FLOAT_DTYPES["cpu"], torch.bfloat16),
+    "cuda": FLOAT_DTYPES["cuda"],
+}
 
 
 def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -56,7 +69,7 @@ def _check_args(
 
 
 def _check_tensors(x: Tensor, weight: Tensor | None, bias: Tensor | None, residual: Tensor | None) -> None:
-    check_float("x", x)
+    check_float("x", x, NORM_DTYPES)
     check_rank4("x", x)
     channels = x.shape[1]
     for name, t in (("weight", weight), ("bias", bias)):
@@ -94,23 +107,30 @@ def _forward_impl(
     else:
         _check_tensors(x, weight, bias, residual)
     n, c, h, w = x.shape
-    xc = x.contiguous()
-    y = torch.empty_like(xc, memory_format=torch.contiguous_format)
+    fmt = memory_format_of(x)
+    nhwc = _kernel_nhwc(x, fmt)
+    layout = fmt if nhwc else torch.contiguous_format
+    xc = x.contiguous(memory_format=layout)
+    y = torch.empty_like(xc, memory_format=layout)
     mean = x.new_empty((n, c), dtype=_acc_dtype(x.dtype))
     rstd = torch.empty_like(mean)
     if y.numel() > 0:
         wc = None if weight is None else weight.contiguous()
         bc = None if bias is None else bias.contiguous()
-        rc = None if residual is None else residual.contiguous()
+        rc = None if residual is None else residual.contiguous(memory_format=layout)
         ws = None if x.is_cpu else cuda_workspace("instance_norm_act_workspace", x, n, c, h * w, False)
         run_kernel(
             "instance_norm_act_forward", x, DTYPE_CODES[x.dtype], ptr(xc), ptr(wc), ptr(bc), ptr(rc), ptr(y),
-            ptr(mean), ptr(rstd), n, c, h * w, eps, negative_slope, act, workspace=ws,
+            ptr(mean), ptr(rstd), n, c, h * w, eps, negative_slope, act, nhwc, workspace=ws,
         )  # fmt: skip
-    fmt = memory_format_of(x)
-    if fmt != torch.contiguous_format:
+    if fmt != layout:
         y = y.contiguous(memory_format=fmt)
     return y, mean, rstd
+
+
+def _kernel_nhwc(x: Tensor, fmt: torch.memory_format) -> bool:
+    """Whether the kernel runs on x's own channels_last layout (CPU) instead of a contiguous copy (CUDA)."""
+    return fmt == torch.channels_last and x.is_cpu
 
 
 @torch.library.custom_op("ganrt::instance_norm_act", mutates_args=())
@@ -185,21 +205,23 @@ def _backward_kernel(
 ) -> tuple[Tensor | None, Tensor | None, Tensor, Tensor]:
     """The backward kernel call on checked arguments; grad_x / grad_residual are None when not requested."""
     n, c, h, w = x.shape
-    grad_x = torch.empty_like(x, memory_format=torch.contiguous_format) if need_grad_x else None
-    grad_res = torch.empty_like(x, memory_format=torch.contiguous_format) if need_grad_residual else None
+    fmt = memory_format_of(x)
+    nhwc = _kernel_nhwc(x, fmt)
+    layout = fmt if nhwc else torch.contiguous_format
+    grad_x = torch.empty_like(x, memory_format=layout) if need_grad_x else None
+    grad_res = torch.empty_like(x, memory_format=layout) if need_grad_residual else None
     sum_dy = torch.empty_like(mean)
     sum_dy_xhat = torch.empty_like(mean)
     if x.numel() > 0:
-        gc, xc, yc = grad_y.contiguous(), x.contiguous(), y.contiguous()
+        gc, xc, yc = (t.contiguous(memory_format=layout) for t in (grad_y, x, y))
         wc = None if weight is None else weight.contiguous()
         ws = None if x.is_cpu else cuda_workspace("instance_norm_act_workspace", x, n, c, h * w, True)
         run_kernel(
             "instance_norm_act_backward", x, DTYPE_CODES[x.dtype], ptr(gc), ptr(xc), ptr(yc), ptr(wc),
             ptr(mean.contiguous()), ptr(rstd.contiguous()), ptr(grad_x), ptr(grad_res), ptr(sum_dy),
-            ptr(sum_dy_xhat), n, c, h * w, negative_slope, act, workspace=ws,
+            ptr(sum_dy_xhat), n, c, h * w, negative_slope, act, nhwc, workspace=ws,
         )  # fmt: skip
-    fmt = memory_format_of(x)
-    if fmt != torch.contiguous_format:
+    if fmt != layout:
         if grad_x is not None:
             grad_x = grad_x.contiguous(memory_format=fmt)
         if grad_res is not None:
@@ -242,7 +264,7 @@ def _check_backward_args(
     activation: str,
     negative_slope: float,
 ) -> int:
-    check_float("x", x)
+    check_float("x", x, NORM_DTYPES)
     check_rank4("x", x)
     for name, t in (("grad_y", grad_y), ("y", y)):
         check_same(name, t, "x", x)
@@ -350,6 +372,53 @@ def _differentiable_backward(
 
 _instance_norm_act.register_autograd(_backward, setup_context=_setup_context)
 
+# What autocast may cast (as autocast itself does: float64 tensors are left alone).
+_AUTOCAST_ELIGIBLE = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def _autocast_dtype(device_type: str) -> torch.dtype:
+    """The dtype the op runs in under autocast: autocast's own (bf16 on CPU, fp16 or bf16 on CUDA) when the
+    device's kernel takes it, else float32 (e.g. fp16 autocast on CPU, where there is no fp16 kernel)."""
+    dtype = torch.get_autocast_dtype(device_type)
+    return dtype if dtype in NORM_DTYPES[device_type] else torch.float32
+
+
+def _autocast_inputs(device_type: str, *tensors: Tensor | None) -> tuple[Tensor | None, ...]:
+    dtype = _autocast_dtype(device_type)
+    return tuple(
+        t.to(dtype) if t is not None and t.dtype in _AUTOCAST_ELIGIBLE and t.dtype != dtype else t
+        for t in tensors
+    )
+
+
+# Autocast rule of the registered op (torch.compile, export, direct torch.ops calls): like autocast's
+# lower-precision ops, cast the floating inputs to the autocast dtype and run with autocast off, instead of
+# falling through to whatever dtypes arrive (fp32 weights next to a bf16 activation would be a dtype error).
+# Not torch.library.register_autocast: that fixes one dtype per device, and CUDA autocast may be fp16 or bf16.
+_AUTOCAST_LIB = torch.library.Library("ganrt", "IMPL")
+
+
+def _register_autocast(device_type: str, dispatch_key: str) -> None:
+    def kernel(
+        x: Tensor,
+        weight: Tensor | None,
+        bias: Tensor | None,
+        residual: Tensor | None,
+        eps: float,
+        activation: str,
+        negative_slope: float,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        x, weight, bias, residual = _autocast_inputs(device_type, x, weight, bias, residual)
+        with torch.autocast(device_type, enabled=False):
+            return torch.ops.ganrt.instance_norm_act.default(x, weight, bias, residual, eps, activation,
+                                                             negative_slope)
+
+    _AUTOCAST_LIB.impl("instance_norm_act", kernel, dispatch_key)
+
+
+_register_autocast("cpu", "AutocastCPU")
+_register_autocast("cuda", "AutocastCUDA")
+
 
 class _EagerInstanceNormAct(torch.autograd.Function):
     """Eager fast path: the registered op's implementation and backward, without the dispatcher."""
@@ -388,8 +457,11 @@ def instance_norm_act(
     """Fused ``act(InstanceNorm(x) * weight + bias + residual)``.
 
     Args:
-        x: (N, C, H, W) float32|float64 on CPU, float32|float16|bfloat16 on CUDA; any layout (contiguous,
-            channels_last, strided views); the result has x's layout (channels_last stays channels_last).
+        x: (N, C, H, W) float32|float64|bfloat16 on CPU, float32|float16|bfloat16 on CUDA; any layout
+            (contiguous, channels_last, strided views); the result has x's layout (channels_last stays
+            channels_last, and on CPU is computed in that layout without copies). Under ``torch.autocast`` the
+            floating inputs are cast to the autocast dtype first (float32 where the device has no kernel for
+            it).
         weight, bias: (C,) per-channel affine, same dtype/device as x, or None (scale 1, shift 0).
         eps: added to the biased per-plane variance; finite and > 0.
         activation: "leaky_relu", "relu" or "none".
@@ -397,7 +469,8 @@ def instance_norm_act(
         residual: (N, C, H, W) added after the affine and before the activation, or None.
 
     Returns:
-        y: (N, C, H, W), dtype of x. Statistics are accumulated in fp32 (fp64 for float64 inputs).
+        y: (N, C, H, W), dtype of x. Statistics and arithmetic are fp32 (fp64 for float64 inputs); fp16/bf16
+        is only the storage.
 
     Under torch.compile / export / tracing this is the registered op ``ganrt::instance_norm_act``; in plain
     eager mode the same implementation is called without the dispatcher (see ``eager_fast_path``).
@@ -405,6 +478,10 @@ def instance_norm_act(
     # Scalar checks up front so that a wrong type fails with our message rather than a schema mismatch.
     check_finite_positive("eps", eps)
     act = check_activation(activation, negative_slope)
+    kind = x.device.type if isinstance(x, Tensor) else None
+    if kind in NORM_DTYPES and torch.is_autocast_enabled(kind) and eager_fast_path(x):
+        # The eager path bypasses the dispatcher, so it applies the op's autocast rule itself.
+        x, weight, bias, residual = _autocast_inputs(kind, x, weight, bias, residual)
     args = (x, weight, bias, residual, float(eps), activation, float(negative_slope))
     if eager_fast_path(x, weight, bias, residual):
         if torch.is_grad_enabled() and (

@@ -11,6 +11,9 @@ Philox + Box-Muller evaluation, which is bit-identical to the first.
 
 Registered as ``ganrt::reparameterize`` and ``ganrt::reparameterize_backward``. For export, eps is an explicit
 graph input: export :func:`reparameterize_ref` (standard Exp/Mul/Add), never the sampling op.
+
+Under ``torch.autocast`` the op runs in float32, like autocast's own ``exp``: ``exp(0.5 * logvar)`` overflows
+fp16 from logvar = 22, and the sampled z should not be coarser than the fp32 noise it is made of.
 """
 
 from __future__ import annotations
@@ -120,6 +123,10 @@ def _backward(ctx: Any, grad_z: Tensor) -> tuple[Tensor | None, Tensor | None, N
 
 
 _reparameterize.register_autograd(_backward, setup_context=_setup_context)
+# Autocast rule of the registered op (torch.compile, export, direct calls); the eager path applies it itself.
+_reparameterize.register_autocast("cpu", torch.float32)
+_reparameterize.register_autocast("cuda", torch.float32)
+_HALF = (torch.float16, torch.bfloat16)
 
 
 class _EagerReparameterize(torch.autograd.Function):
@@ -147,10 +154,14 @@ def reparameterize(mu: Tensor, logvar: Tensor, *, seed: int, offset: int = 0) ->
             disjoint ranges (e.g. ``offset = step * mu.numel()``) to draw independent noise from one seed.
 
     Returns:
-        z: shape of mu, contiguous, dtype of mu. Differentiable in mu and logvar.
+        z: shape of mu, contiguous, dtype of mu (float32 for fp16/bf16 inputs under autocast).
+        Differentiable in mu and logvar.
     """
     check_u64("seed", seed)
     check_u64("offset", offset)
+    kind = mu.device.type if isinstance(mu, Tensor) else None
+    if kind in ("cpu", "cuda") and torch.is_autocast_enabled(kind) and eager_fast_path(mu, logvar):
+        mu, logvar = (t.float() if t.dtype in _HALF else t for t in (mu, logvar))
     args = (mu, logvar, u64_to_i64(seed), u64_to_i64(offset))
     if eager_fast_path(mu, logvar):
         if torch.is_grad_enabled() and (mu.requires_grad or logvar.requires_grad):

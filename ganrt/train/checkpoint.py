@@ -67,6 +67,15 @@ def load_optimizer_state(name: str, opt: torch.optim.Optimizer, tensors: dict[st
     for index, fields in meta["scalars"].items():
         state.setdefault(int(index), {}).update(fields)
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    # Saved tensors come back contiguous; moments must have their parameter's layout again (channels_last
+    # nets): PyTorch's fused Adam walks parameter, gradient and moments in memory order and silently mixes up
+    # elements when their strides differ.
+    for group in opt.param_groups:
+        for p in group["params"]:
+            entry = opt.state.get(p, {})
+            for key, value in entry.items():
+                if isinstance(value, torch.Tensor) and value.shape == p.shape and value.stride() != p.stride():
+                    entry[key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
 
 
 @dataclass

@@ -68,7 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="checkpoint, sample grid and loss plot every K steps (default: a tenth of the run, "
                         "at most 500)")
     parser.add_argument("--fused", action=argparse.BooleanOptionalAction, default=None,
-                        help="use ganrt's fused kernels (default) or stock PyTorch ops")
+                        help="use ganrt's fused kernels and PyTorch's single-kernel Adam (default) or stock "
+                        "PyTorch ops and Adam")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                        help="training precision: auto (default: bf16 where the device has native bf16, i.e. "
+                        "AMX/AVX512_BF16 CPUs and sm_80+ GPUs, else fp32), fp32, bf16, or fp16 (CUDA only, with "
+                        "a gradient scaler); weights and checkpoints stay fp32. --resume keeps the run's own")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     mode.add_argument("--force", action="store_true", help="overwrite the run in --out")
@@ -102,8 +107,8 @@ def run(args: argparse.Namespace) -> int:
         path = train(
             args.family, data=args.data, out=args.out, steps=args.steps, epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, image_size=args.image_size, ngf=args.ngf, device=args.device,
-            seed=args.seed, resume=args.resume, force=args.force, fused=args.fused, progress=args.progress,
-            sample_every=args.sample_every, **family_options,
+            seed=args.seed, resume=args.resume, force=args.force, fused=args.fused, precision=args.precision,
+            progress=args.progress, sample_every=args.sample_every, **family_options,
         )  # fmt: skip
     except (TrainError, DataError) as exc:
         raise CLIError(str(exc)) from exc

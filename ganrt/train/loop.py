@@ -38,6 +38,7 @@ from ganrt.train.checkpoint import (
 from ganrt.train.families import FAMILY_CLASSES, Family
 from ganrt.train.options import DATA_KIND, FAMILIES, TrainError, lr_factor, resolve
 from ganrt.train.plots import save_loss_plot, save_png
+from ganrt.train.precision import Precision, device_support, resolve_precision
 from ganrt.utils import atomic_write, remove_orphan_temps
 
 LOG_NAME = "log.jsonl"
@@ -202,7 +203,7 @@ class _Log:
         self._file.close()
 
 
-def _progress(enabled: bool, family: str) -> Any:
+def _progress(enabled: bool, label: str) -> Any:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -219,7 +220,7 @@ def _progress(enabled: bool, family: str) -> Any:
             return Text(f"{task.speed or 0:.1f} it/s", style="progress.data.speed")
 
     return Progress(
-        TextColumn(f"[bold]{family}[/bold]"), BarColumn(bar_width=20), MofNCompleteColumn(), RateColumn(),
+        TextColumn(f"[bold]{label}[/bold]"), BarColumn(bar_width=20), MofNCompleteColumn(), RateColumn(),
         TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[losses]}"), disable=not enabled,
     )
 
@@ -240,6 +241,7 @@ def train(
     resume: bool = False,
     force: bool = False,
     fused: bool | None = None,
+    precision: str | None = None,
     progress: bool = True,
     sample_every: int | None = None,
     on_step: StepCallback | None = None,
@@ -255,11 +257,16 @@ def train(
     are the family's own options (netG, ndf, norm, dropout, gan_mode, lambda_l1, lambda_cycle,
     lambda_identity, pool_size, beta, latent_dim, conditional, channels, beta1, beta2, decay_start, ...).
 
+    precision: "auto" (default: bf16 where the device has native bf16, else fp32), "fp32", "bf16" or "fp16"
+    (CUDA only, with a gradient scaler); see :mod:`ganrt.train.precision`. Weights, optimizer state and
+    checkpoints stay fp32 whatever the precision.
+
     resume: continue ``out`` from its last complete checkpoint with its saved options (options given here
     must agree; steps/epochs may extend the run, which re-plans the learning-rate decay over the new total;
-    sample_every, device and fused may change). Every ``sample_every`` steps (and at
-    the end) a checkpoint, ``samples/step_XXXXXXXX.png`` and ``loss.png`` are written; ``log.jsonl`` gets one
-    line per step. ``on_step(step, losses)`` is called after every step (1-based step count).
+    sample_every, device, fused and precision may change, and default to the run's own). Every ``sample_every``
+    steps (and at the end) a checkpoint, ``samples/step_XXXXXXXX.png`` and ``loss.png`` are written;
+    ``log.jsonl`` gets one line per step, after a ``run`` line (precision, device, fused) at every (re)start.
+    ``on_step(step, losses)`` is called after every step (1-based step count).
 
     The first Ctrl-C (SIGINT) finishes the current step, saves a checkpoint and raises KeyboardInterrupt.
     """
@@ -312,6 +319,8 @@ def train(
                              + "; drop them to continue with the run's own, or start a new run")
         device = device or saved["device"]
         fused = saved["fused"] if fused is None else fused
+        # Runs from before mixed precision trained in fp32.
+        precision = precision or saved.get("precision", "fp32")
         sample_every = sample_every or saved["sample_every"]
     else:
         if data is None:
@@ -320,7 +329,9 @@ def train(
         options = resolve(family, given, spec)
         device = device or "cpu"
         fused = True if fused is None else fused
+        precision = precision or "auto"
     dev = _device(device)
+    precision = resolve_precision(precision, device_support(dev))
 
     dataset = _open(spec, family, options, "train")
     if checkpoint is not None and steps is None and epochs is None:
@@ -343,16 +354,17 @@ def train(
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(options["seed"])
         num_classes = int(getattr(dataset, "num_classes", 0))
-        model = FAMILY_CLASSES[family](options, num_classes=num_classes, device=dev, fused=fused)
+        model = FAMILY_CLASSES[family](options, num_classes=num_classes, device=dev, fused=fused,
+                                       precision=Precision(precision, dev))
         if checkpoint is not None:
             _restore(model, checkpoint)
-        config = _config(model, family, dataset, spec, options, total)
+        config = _config(model, family, dataset, spec, options, total, precision)
         if checkpoint is None:
             # Only now that data, options and nets are known to work: a failed start leaves nothing behind.
             claim_run_dir(run_dir)
         log = _Log(run_dir / LOG_NAME, keep_until=start if checkpoint else None)
         state = {"family": family, "data": spec, "options": options, "total_steps": total, "device": device,
-                 "fused": fused, "sample_every": sample_every}
+                 "fused": fused, "precision": precision, "sample_every": sample_every}
         if checkpoint is not None:
             _remove_orphans(run_dir)  # left by a run killed mid-write
         try:
@@ -371,14 +383,14 @@ def _remove_orphans(run_dir: Path) -> None:
 
 
 def _config(model: Family, family: str, dataset: ImageDataset, spec: str, options: dict[str, Any],
-            total: int) -> dict[str, Any]:
+            total: int, precision: str) -> dict[str, Any]:
     in_ch, out_ch = model.channels()
     return {
         "format": "ganrt-run/1", "ganrt_version": __version__, "family": family,
         "image_size": options["image_size"], "in_channels": in_ch, "out_channels": out_ch,
         "nets": {name: dict(net.spec) for name, net in model.nets.items()},
         "data": {**dataset.describe(), "spec": spec},
-        "train": {**options, "steps": total},
+        "train": {**options, "steps": total, "precision": precision},
     }
 
 
@@ -411,6 +423,7 @@ def _restore_state(model: Family, checkpoint: Any) -> None:
         load_optimizer_state(name, opt, checkpoint.tensors, checkpoint.state["optimizers"][name])
     extra = {k.removeprefix("extra."): v for k, v in checkpoint.tensors.items() if k.startswith("extra.")}
     model.load_extra_state(extra, checkpoint.state["extra"])
+    model.precision.load_state_dict(checkpoint.state.get("precision_state", {}))
 
 
 def _save(model: Family, run_dir: Path, config: dict[str, Any], state: dict[str, Any], done: int) -> None:
@@ -427,7 +440,8 @@ def _save(model: Family, run_dir: Path, config: dict[str, Any], state: dict[str,
     extra_t, extra_meta = model.extra_state()
     tensors.update({f"extra.{k}": v.contiguous() for k, v in extra_t.items()})
     write_checkpoint(run_dir, done, run_dir / "weights.safetensors", tensors,
-                     {**state, "optimizers": optimizers, "extra": extra_meta})
+                     {**state, "optimizers": optimizers, "extra": extra_meta,
+                      "precision_state": model.precision.state_dict()})
 
 
 def _loop(model: Family, dataset: ImageDataset, run_dir: Path, log: _Log, config: dict[str, Any],
@@ -439,12 +453,14 @@ def _loop(model: Family, dataset: ImageDataset, run_dir: Path, log: _Log, config
     t0 = time.perf_counter()
     done = start
     saved_at = start if start else None
+    log.write({"step": start, "run": {"precision": state["precision"], "device": state["device"],
+                                      "fused": state["fused"], "resumed": start > 0}})
     if start == 0 and heldout is not None:
         # The untrained baseline, so the log (and loss.png) show how far held-out metrics moved.
         metrics = model.evaluate(heldout)
         if metrics:
             log.write({"step": 0, "eval": metrics})
-    with interrupt.installed(), _progress(progress, state["family"]) as bar:
+    with interrupt.installed(), _progress(progress, f"{state['family']} {state['precision']}") as bar:
         task = bar.add_task("train", total=total, completed=start, losses="")
         for step in range(start, total):
             if interrupt.requested:
@@ -454,7 +470,7 @@ def _loop(model: Family, dataset: ImageDataset, run_dir: Path, log: _Log, config
             lr = options["lr"] * lr_factor(step, total, options["decay_start"])
             model.set_lr(lr)
             batch = _to(training_batch(dataset, step=step, batch_size=batch_size, seed=seed), dev)
-            losses = model.step(batch, rng)
+            losses = model.train_step(batch, rng)
             done = step + 1
             bad = [k for k, v in losses.items() if not math.isfinite(v)]
             if bad:

@@ -111,7 +111,7 @@ def test_broken_renderer_falls_back_to_generic_table(report: ModuleType, tmp_pat
     assert "generic table: KeyError" in serve and "| qps |" in serve and "| 12.5 |" in serve
 
 
-@pytest.mark.parametrize("name", ["runtime", "serve", "models", "ops"])
+@pytest.mark.parametrize("name", ["runtime", "serve", "models", "ops", "train"])
 def test_committed_results_render_with_their_scripts_table(report: ModuleType, name: str) -> None:
     # The JSON committed under benchmarks/results is what README shows: each file must render with the
     # table of the script that wrote it, never fall back to the generic one.
@@ -146,3 +146,30 @@ def test_models_markdown_renders_a_bench_report(report: ModuleType, tmp_path: Pa
     assert "| resnet_9blocks | fp32 | 1 | torch |" in table and "1×" in table
     assert "Not run: tensorrt (unavailable: TensorRT runs only on CUDA devices" in table
     assert "Reproduce: `python benchmarks/models.py`" in table
+
+
+@pytest.mark.bf16
+def test_train_markdown_renders_the_precision_axis(tmp_path: Path) -> None:
+    # The real benchmark code on a toy configuration (4 channels, 32x32, one timed step per variant).
+    from rich.progress import Progress
+
+    spec = importlib.util.spec_from_file_location("benchmarks_train", ROOT / "benchmarks" / "train.py")
+    assert spec is not None and spec.loader is not None
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    args = train.argparse.Namespace(rounds=1, steps_per_round=1, warmup=1, ngf=4, image_size=32, clock="cpu")
+    with Progress(disable=True) as progress:
+        result = train.bench_config("cyclegan_resnet_6blocks_128", "cyclegan", {"netG": "resnet_6blocks"}, args,
+                                    progress)
+    assert set(result["variants"]) == set(train.VARIANTS) and result["image_size"] == 32
+    assert result["variants"]["bf16_fused"]["precision"] == "bf16" and result["variants"]["bf16_fused"]["fused"]
+    ratio = result["variants"]["fp32_stock"]["median_ms"] / result["variants"]["bf16_fused"]["median_ms"]
+    assert result["ratios"]["bf16_fused_vs_fp32_stock"] == ratio
+    assert result["target"]["measured"] == ratio and result["target"]["met"] == (ratio >= 1.6)
+    data = {"command": train.COMMAND, "cpu": "Test CPU", "bf16": "AVX512_BF16", "threads": 1, "clock": "cpu",
+            "rounds": 1, "steps_per_round": 1, "torch": "2.x", "load_average_1m": {"before": 0.5, "after": 0.7},
+            "results": [result]}
+    table = train.markdown(data)
+    assert "| configuration | fp32_stock ms | fp32_fused ms | fp32_fused_cl ms | bf16_stock ms |" in table
+    assert f"| cyclegan_resnet_6blocks_128: bf16_fused_vs_fp32_stock | ≥ 1.6× | {ratio:.2f}× |" in table
+    assert "Reproduce: `python benchmarks/train.py`" in table

@@ -154,6 +154,26 @@ def test_half_error_at_most_twice_plain_torch(shape, dtype):
         assert err <= HALF_ERROR_FACTOR * err_stock + HALF_ERROR_FLOOR[dtype], (name, err, err_stock)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
+def test_autocast_runs_the_op_in_the_autocast_dtype(dtype):
+    # Eager path and registered op alike: fp32 activations and parameters are cast to the autocast dtype.
+    x, w, b, r = (t.float().cuda() for t in _inputs((2, 8, 12, 10)))
+    with torch.autocast("cuda", dtype=dtype):
+        y = instance_norm_act(x, w, b, residual=r)
+        y_op, mean, _ = torch.ops.ganrt.instance_norm_act(x, w, b, r, 1e-5, "leaky_relu", 0.2)
+    expected = instance_norm_act(*(t.to(dtype) for t in (x, w, b)), residual=r.to(dtype))
+    assert y.dtype == y_op.dtype == dtype and mean.dtype == torch.float32
+    assert torch.equal(y, expected) and torch.equal(y_op, expected)
+
+
+def test_channels_last_input_keeps_its_layout():
+    # The CUDA kernels are NCHW: a channels_last input is copied in and the result copied back.
+    x = torch.randn(1, 16, 9, 11, device="cuda").contiguous(memory_format=torch.channels_last)
+    y = instance_norm_act(x, activation="relu")
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    assert_close(y, instance_norm_act(x.contiguous(), activation="relu"), FORWARD[torch.float32], "y")
+
+
 def test_kernels_are_queued_on_the_current_stream():
     """Captured into a CUDA graph on a side stream, every launch must go to that (the current) stream. A kernel
     sent to the legacy default stream instead either breaks the capture or runs once, eagerly, outside the

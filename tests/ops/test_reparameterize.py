@@ -275,3 +275,18 @@ def test_registered_op_and_eager_fast_path_agree():
     grad = torch.randn_like(z_op)
     for g_fast, g_op in zip(torch.autograd.grad(z_fast, fast, grad), torch.autograd.grad(z_op, op, grad)):
         assert torch.equal(g_fast, g_op)
+
+
+def test_autocast_samples_in_float32():
+    # Under autocast the op is on the fp32 side (like exp): bf16 mu/logvar are widened, z and gradients
+    # are what the fp32 op gives on the widened inputs, on the eager path and the registered op alike.
+    mu, logvar = torch.randn(4, 33).to(torch.bfloat16), (torch.randn(4, 33) * 2).to(torch.bfloat16)
+    leaves = [mu.clone().requires_grad_(), logvar.clone().requires_grad_()]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z = reparameterize(*leaves, seed=11, offset=5)
+        z_op = torch.ops.ganrt.reparameterize(mu, logvar, 11, 5)
+    expected = reparameterize(mu.float(), logvar.float(), seed=11, offset=5)
+    assert z.dtype == z_op.dtype == torch.float32
+    assert torch.equal(z, expected) and torch.equal(z_op, expected)
+    grads = torch.autograd.grad(z.sum(), leaves)
+    assert [g.dtype for g in grads] == [torch.bfloat16, torch.bfloat16]

@@ -41,7 +41,9 @@ def test_train_writes_a_complete_run(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_00000002.png", "step_00000004.png"]
     assert (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    assert [e["step"] for e in log] == [1, 2, 3, 4] and set(log[0]["losses"]) == {"D", "G"}
+    assert log[0] == {"step": 0, "run": {"precision": run.config["train"]["precision"], "device": "cpu",
+                                         "fused": False, "resumed": False}}
+    assert [e["step"] for e in log[1:]] == [1, 2, 3, 4] and set(log[1]["losses"]) == {"D", "G"}
     generator = run.generator()
     with torch.no_grad():
         images = generator(torch.zeros(2, 8), torch.tensor([1, 2]))

@@ -30,13 +30,19 @@ def _initial(run: Path, name: str, seed: int = 0) -> torch.nn.Module:
 
 
 @pytest.mark.slow
-def test_pix2pix_held_out_l1_falls(tmp_path: Path) -> None:
-    # About a minute of 1-thread CPU training. Options for a short run, not the reference defaults: no
+def test_pix2pix_held_out_l1_falls(tmp_path: Path, precision: str) -> None:
+    # One to two minutes of 1-thread CPU training. Options for a short run, not the reference defaults: no
     # per-image norm (it would wipe out each image's overall colour and tone, which is most of what the edge
     # texture tells) and L1 ahead of the adversarial term (which mostly adds texture, not lower L1).
-    run = train("pix2pix", data="builtin:edges2photos", out=tmp_path / "p2p", steps=1500, image_size=32, ngf=16,
-                ndf=16, batch_size=8, lr=2e-3, dropout=False, norm="none", lambda_l1=1000.0, sample_every=1500,
-                progress=False)
+    # The held-out L1 is decided photo by photo (the printed page or the deep sky come out right or wrong as a
+    # whole), so a run that is still swinging when the learning rate decays ends anywhere in 0.50-0.66 x its
+    # start: a narrower, faster U-Net (ngf 16, lr 2e-3) did, in fp32 and bf16 alike, moved across the bound by
+    # last-bit changes such as another Adam kernel. ngf 32 at lr 1e-3 settles: 0.50-0.55 over seeds 0-3 in both
+    # precisions.
+    run = train("pix2pix", data="builtin:edges2photos", out=tmp_path / "p2p", steps=1500, image_size=32, ngf=32,
+                ndf=16, batch_size=8, lr=1e-3, dropout=False, norm="none", lambda_l1=1000.0, sample_every=1500,
+                progress=False, precision=precision)
+    assert Run.load(run).config["train"]["precision"] == precision
     # The test split: crops of photo tiles that training never saw.
     test = fixed_batch(open_dataset("builtin:edges2photos", kind="aligned", split="test", image_size=32,
                                     augment=False), 1000)
@@ -51,9 +57,9 @@ def test_pix2pix_held_out_l1_falls(tmp_path: Path) -> None:
     assert (run / "samples" / "step_00001500.png").is_file() and (run / "loss.png").is_file()
 
 
-def test_vae_held_out_elbo_improves_and_samples_vary(tmp_path: Path) -> None:
+def test_vae_held_out_elbo_improves_and_samples_vary(tmp_path: Path, precision: str) -> None:
     run = train("vae", data="builtin:digits", out=tmp_path / "vae", steps=300, image_size=16, ngf=16,
-                latent_dim=16, batch_size=32, lr=2e-3, sample_every=300, progress=False)
+                latent_dim=16, batch_size=32, lr=2e-3, sample_every=300, progress=False, precision=precision)
     test = fixed_batch(open_dataset("builtin:digits", kind="folder", split="test", image_size=16, channels=1,
                                     augment=False), 1000)["image"]
 
@@ -74,9 +80,9 @@ def test_vae_held_out_elbo_improves_and_samples_vary(tmp_path: Path) -> None:
     assert distances[~torch.eye(16, dtype=torch.bool)].min() > 0.5, "prior samples must not be identical"
 
 
-def test_cyclegan_losses_finite_and_cycle_loss_falls(tmp_path: Path) -> None:
+def test_cyclegan_losses_finite_and_cycle_loss_falls(tmp_path: Path, precision: str) -> None:
     run = train("cyclegan", data="builtin:edges2photos", out=tmp_path / "cg", steps=200, image_size=32, ngf=8,
-                ndf=8, netG="resnet_6blocks", lr=2e-3, sample_every=200, progress=False)
+                ndf=8, netG="resnet_6blocks", lr=2e-3, sample_every=200, progress=False, precision=precision)
     steps, evals = _log(run)
     assert all(torch.isfinite(torch.tensor(list(e["losses"].values()))).all() for e in steps)
     cycle = torch.tensor([e["losses"]["cycle_A"] + e["losses"]["cycle_B"] for e in steps])
@@ -87,9 +93,10 @@ def test_cyclegan_losses_finite_and_cycle_loss_falls(tmp_path: Path) -> None:
     assert after < 0.7 * before, f"held-out cycle L1 {before:.3f} -> {after:.3f}"
 
 
-def test_dcgan_learns_the_data_mean_and_samples_differ(tmp_path: Path) -> None:
+def test_dcgan_learns_the_data_mean_and_samples_differ(tmp_path: Path, precision: str) -> None:
     run = train("dcgan", data="builtin:digits", out=tmp_path / "dc", steps=200, image_size=16, ngf=16, ndf=16,
-                latent_dim=16, batch_size=32, conditional=True, sample_every=200, progress=False)
+                latent_dim=16, batch_size=32, conditional=True, sample_every=200, progress=False,
+                precision=precision)
     steps, _ = _log(run)
     assert all(torch.isfinite(torch.tensor(list(e["losses"].values()))).all() for e in steps)
     real = fixed_batch(open_dataset("builtin:digits", kind="labelled", image_size=16, channels=1,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import safetensors.torch
 import torch
 from safetensors.torch import load_file
 
@@ -45,15 +46,17 @@ def _state(run: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("family", list(TINY))
-def test_interrupted_and_resumed_run_matches_uninterrupted(family: str, tmp_path: Path) -> None:
-    kw = {**TINY[family], "steps": STEPS, "sample_every": 2, "progress": False}
+def test_interrupted_and_resumed_run_matches_uninterrupted(family: str, precision: str, tmp_path: Path) -> None:
+    kw = {**TINY[family], "steps": STEPS, "sample_every": 2, "progress": False, "precision": precision}
     train(family, out=tmp_path / "straight", **kw)
     with pytest.raises(KeyboardInterrupt):
         train(family, out=tmp_path / "split", on_step=_interrupt_at(STOP_AT), **kw)
     latest = json.loads((tmp_path / "split" / "train_state" / "latest.json").read_text())
     assert latest["step"] == STOP_AT
     assert Run.load(tmp_path / "split").config["train"]["completed_steps"] == STOP_AT
+    # Resuming keeps the run's precision without being told.
     train(family, out=tmp_path / "split", resume=True, progress=False)
+    assert Run.load(tmp_path / "split").config["train"]["precision"] == precision
 
     a, b = _state(tmp_path / "straight"), _state(tmp_path / "split")
     assert a.keys() == b.keys()
@@ -105,3 +108,32 @@ def test_checkpoint_publication_is_atomic(tmp_path: Path) -> None:
     train("dcgan", out=run, resume=True, steps=6, sample_every=100, progress=False)
     assert sorted(p.name for p in state.iterdir()) == ["latest.json", "step_00000006"]
     assert not torch.equal(load_file(str(run / "weights.safetensors"))["G.head.weight"], ckpt_weights["G.head.weight"])
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["adam", "fused_adam"])
+def test_optimizer_state_comes_back_in_its_parameter_layout(fused: bool) -> None:
+    # Checkpoints store contiguous tensors; channels_last nets need their Adam moments back in channels_last,
+    # or PyTorch's fused Adam (which walks all tensors in memory order) silently mixes up elements.
+    from ganrt.train.checkpoint import load_optimizer_state, optimizer_state
+
+    g = torch.Generator().manual_seed(0)
+    start = torch.randn(4, 3, 2, 2, generator=g).contiguous(memory_format=torch.channels_last)
+    grads = [torch.randn(4, 3, 2, 2, generator=g).contiguous(memory_format=torch.channels_last) for _ in range(2)]
+
+    def adam(p: torch.Tensor) -> torch.optim.Adam:
+        return torch.optim.Adam([p], lr=0.1, fused=fused)
+
+    straight = start.clone().requires_grad_()
+    opt = adam(straight)
+    straight.grad = grads[0].clone()
+    opt.step()
+    tensors, meta = optimizer_state("G", opt)
+    tensors = safetensors.torch.load(safetensors.torch.save(tensors))  # through the file format, as on disk
+    resumed = straight.detach().clone().requires_grad_()
+    opt2 = adam(resumed)
+    load_optimizer_state("G", opt2, tensors, json.loads(json.dumps(meta)))
+    assert all(v.stride() == resumed.stride() for v in opt2.state[resumed].values() if v.dim() == 4)
+    for o, p in ((opt, straight), (opt2, resumed)):
+        p.grad = grads[1].clone()
+        o.step()
+    assert torch.equal(straight, resumed)
