@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import time
 import zlib
@@ -61,6 +62,18 @@ def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
     if not inflater.eof:
         raise ApiError(400, f"the {encoding} request body is truncated")
     return out
+
+
+def json_object(body: bytes, fields: str) -> dict[str, Any]:
+    """``body`` parsed as a JSON object, else a 400 naming the problem (``fields``: what the object holds,
+    e.g. ``"'n', 'seed', 'labels'"``)."""
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ApiError(400, f"the body must be a JSON object with {fields}, got {type(doc).__name__}")
+    return doc
 
 
 async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:

@@ -37,7 +37,7 @@ from starlette.routing import BaseRoute, Route
 
 from ganrt.serve import images as imgs
 from ganrt.serve.config import ServeConfig
-from ganrt.serve.http import ApiError, endpoint, media_type, read_body, run_model
+from ganrt.serve.http import ApiError, endpoint, json_object, media_type, read_body, run_model
 from ganrt.serve.state import ServedModel, ServerState
 from ganrt.serve.v1 import int_param, run_on_image, sample_labels
 
@@ -280,14 +280,7 @@ async def interpolate(request: Request, state: ServerState) -> Response:
     if media_type(request) != "application/json":
         raise ApiError(415, f"Content-Type must be application/json, got {media_type(request) or 'none'!r}")
     body = await read_body(request, min(_JSON_LIMIT, state.config.max_body_bytes), state.config.timeout_s)
-    try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, f"the body is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise ApiError(
-            400, f"the body must be a JSON object with 'a', 'b', 'steps', got {type(doc).__name__}"
-        )
+    doc = json_object(body, "'a', 'b', 'steps'")
     unknown = sorted(set(doc) - _INTERPOLATE_KEYS)
     if unknown:
         raise ApiError(400, f"unknown interpolate parameter {unknown[0]!r}; expected a, b, steps, labels")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +16,7 @@ from starlette.routing import Route
 
 from ganrt.serve import images as imgs
 from ganrt.serve.budget import BYTES_PER_PIXEL, BudgetExceeded
-from ganrt.serve.http import ApiError, endpoint, media_type, read_body, run_model
+from ganrt.serve.http import ApiError, endpoint, json_object, media_type, read_body, run_model
 from ganrt.serve.state import ServedModel, ServerState
 
 if TYPE_CHECKING:
@@ -177,15 +176,7 @@ async def sample(request: Request, state: ServerState) -> Response:
             raise ApiError(
                 415, f"a sample request body must be application/json, got {media_type(request)!r}"
             )
-        try:
-            doc = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ApiError(400, f"the body is not valid JSON: {exc}") from None
-        if not isinstance(doc, dict):
-            raise ApiError(
-                400, f"the body must be a JSON object with 'n', 'seed', 'labels', got {type(doc).__name__}"
-            )
-        params.update(doc)
+        params.update(json_object(body, "'n', 'seed', 'labels'"))
     unknown = sorted(set(params) - {"n", "seed", "labels", "nrow"})
     if unknown:
         raise ApiError(400, f"unknown sample parameter {unknown[0]!r}; expected n, seed, labels, nrow")
