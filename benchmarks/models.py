@@ -40,6 +40,14 @@ GPU_TARGET_P50_MS = 1.5
 GPU_TARGET_SPEEDUP = 5.0
 
 
+def _not_run(data: dict[str, Any], fmt: str) -> list[str]:
+    """A "Not run: ..." line naming each result that did not run (``fmt`` over its fields), or nothing."""
+    skipped = sorted(
+        {fmt.format(**r) for report in data["reports"] for r in report["results"] if r["status"] != "ok"}
+    )
+    return ["", "Not run: " + "; ".join(skipped) + "."] if skipped else []
+
+
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
@@ -131,17 +139,7 @@ def _gpu_markdown(data: dict[str, Any]) -> str:
         p50_row,
         speedup_row,
     ]
-    skipped = sorted(
-        {
-            f"{r['backend']} {r['precision']} batch {r['batch']} ({r['status']}: {r['reason']})"
-            for report in data["reports"]
-            for r in report["results"]
-            if r["status"] != "ok"
-        }
-    )
-    if skipped:
-        lines += ["", "Not run: " + "; ".join(skipped) + "."]
-    return "\n".join(lines)
+    return "\n".join(lines + _not_run(data, "{backend} {precision} batch {batch} ({status}: {reason})"))
 
 
 def markdown(data: dict[str, Any]) -> str:
@@ -198,17 +196,7 @@ def markdown(data: dict[str, Any]) -> str:
                 f"{_fmt(r['throughput_sps'])} | {r['cold_start_s']:.2f} | {mem:.0f} | "
                 f"{_fmt(speedup) + '×' if speedup else '–'} |"
             )
-    skipped = sorted(
-        {
-            f"{r['backend']} ({r['status']}: {r['reason']})"
-            for report in data["reports"]
-            for r in report["results"]
-            if r["status"] != "ok"
-        }
-    )
-    if skipped:
-        lines += ["", "Not run: " + "; ".join(skipped) + "."]
-    return "\n".join(lines)
+    return "\n".join(lines + _not_run(data, "{backend} ({status}: {reason})"))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -75,24 +75,13 @@ PEERS = ("ort_fp32", "openvino_fp32", "openvino_bf16")
 
 
 def _make_run(workdir: Path, arch: str) -> Path:
-    """A run directory with a random-weight generator (reference defaults: ngf 64; U-Net batch norm)."""
-    from ganrt.models import build_net, save_run
+    """A run directory with the random-weight reference generator of the family whose reference ``arch`` is
+    (built by ``ganrt bench``'s family target: seeded, reference widths and norms)."""
+    from ganrt.bench.target import resolve_target
+    from ganrt.families import family
 
-    run = workdir / f"run_{arch}"
-    if (run / "config.json").is_file():
-        return run
-    torch.manual_seed(0)
-    family = "pix2pix" if arch.startswith("unet") else "cyclegan"
-    spec = {"arch": arch}
-    nets = {"G": build_net(spec)} if family == "pix2pix" else {"G_A": build_net(spec), "G_B": build_net(spec)}
-    config = {
-        "family": family,
-        "image_size": SIZE,
-        "in_channels": 3,
-        "out_channels": 3,
-        "nets": {name: dict(net.spec) for name, net in nets.items()},
-    }
-    return save_run(run, config, nets)
+    name = next(f for f in ("pix2pix", "cyclegan") if family(f).reference_spec["arch"] == arch)
+    return resolve_target(name, size=SIZE, width=None, workdir=workdir).run_dir
 
 
 def _export(run: Path, workdir: Path, arch: str) -> Path:
@@ -221,19 +210,11 @@ def _stats(samples: list[float], batch: int) -> dict[str, float]:
 
 
 def _bare_openvino(path: Path, threads: int, precision: str) -> Any:
-    """OpenVINO as a user would call it directly: compiled from the ONNX file, one infer request."""
-    from ganrt.backends.openvino import core
+    """OpenVINO as a user would call it directly: the model compiled from the ONNX file (with the settings of
+    ganrt's runner, no compiled-model cache) and one infer request of its own."""
+    from ganrt.backends.openvino import OpenVinoRunner
 
-    compiled = core().compile_model(
-        str(path),
-        "CPU",
-        {
-            "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_NUM_THREADS": threads,
-            "INFERENCE_PRECISION_HINT": {"fp32": "f32", "bf16": "bf16"}[precision],
-        },
-    )
-    return compiled.create_infer_request()
+    return OpenVinoRunner.load(path, threads=threads, precision=precision).compiled.create_infer_request()
 
 
 def _variants(
