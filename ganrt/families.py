@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from ganrt.artifact import ArtifactMetadata
 
 TASKS: tuple[str, ...] = ("translate", "sample", "encode")
+# The choices the families' ``norm`` and ``gan_mode`` options take (the models implement them, training checks
+# them): kept here, free of torch, so that option checks and ``ganrt --help`` never import the models.
+NORMS: tuple[str, ...] = ("batch", "instance", "none")
+GAN_MODES: tuple[str, ...] = ("vanilla", "lsgan", "wgangp")
 DIRECTIONS: tuple[str, ...] = ("AtoB", "BtoA")
 
 

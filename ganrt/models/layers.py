@@ -27,11 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganrt.families import NORMS
 from ganrt.nn import InstanceNormAct2d
 
 Norm = Literal["batch", "instance", "none"]
 Activation = Literal["relu", "leaky_relu", "none"]
-NORMS: tuple[str, ...] = ("batch", "instance", "none")
 ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu", "none")
 LEAKY_SLOPE = 0.2
 INIT_STD = 0.02

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-GAN_MODES: tuple[str, ...] = ("vanilla", "lsgan", "wgangp")
+from ganrt.families import GAN_MODES
 
 
 def gan_loss(logits: torch.Tensor, target_is_real: bool, mode: str = "vanilla") -> torch.Tensor:

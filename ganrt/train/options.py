@@ -11,9 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ganrt.families import FAMILIES, REGISTRY
-from ganrt.models.layers import NORMS
-from ganrt.models.losses import GAN_MODES
+from ganrt.families import FAMILIES, GAN_MODES, NORMS, REGISTRY
 
 # Options every family takes (steps / epochs / data handled separately).
 COMMON: dict[str, Any] = {
