@@ -19,12 +19,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from ganrt.backends.device import cpu_flags
 from ganrt.train.options import TrainError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -62,16 +62,12 @@ def cuda_support(device: str, name: str, capability: tuple[int, int]) -> DeviceS
 
 
 def _cpu_flags() -> tuple[bool, bool]:
-    """(AVX512_BF16, AMX-BF16) of this CPU: torch's CPUID probes, else the flags of /proc/cpuinfo."""
+    """(AVX512_BF16, AMX-BF16) of this CPU: torch's CPUID probes, else the kernel's CPU flags."""
     probe_avx = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
     probe_amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
     if probe_avx is not None and probe_amx is not None:
         return bool(probe_avx()), bool(probe_amx())
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False, False
-    flags = set(next((line for line in text.splitlines() if line.startswith("flags")), "").split())
+    flags = cpu_flags() or frozenset()
     return "avx512_bf16" in flags, "amx_bf16" in flags
 
 
